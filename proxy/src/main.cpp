@@ -1,0 +1,2 @@
+// shardgate entry point.
+int main() { return 0; }
