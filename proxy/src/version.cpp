@@ -2,5 +2,7 @@
 #include "version.hpp"
 
 namespace shardgate::proxy {
-std::string_view version() { return "0.1.0"; }
+std::string_view version() {
+    return "0.1.0";
+}
 }  // namespace shardgate::proxy

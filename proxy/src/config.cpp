@@ -1,0 +1,242 @@
+// Loading and validating the TOML configuration, with file:line in every error.
+#include "config.hpp"
+
+#include <openssl/rand.h>
+#include <toml++/toml.h>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "shardgate/protocol/md5.hpp"
+#include "shardgate/protocol/scram.hpp"
+
+namespace shardgate::proxy {
+namespace {
+
+[[noreturn]] void fail(const std::string& origin, const toml::source_region& where,
+                       const std::string& what) {
+    std::ostringstream os;
+    os << origin << ":" << where.begin.line << ": " << what;
+    throw config_error(os.str());
+}
+
+// Reads keys of one table, rejecting unknown ones so typos are caught.
+class table_reader {
+  public:
+    table_reader(const toml::table& t, std::string origin, std::string path)
+        : t_(t), origin_(std::move(origin)), path_(std::move(path)) {}
+
+    std::string str(std::string_view key, std::string def) {
+        const auto* n = take(key);
+        if (n == nullptr) return def;
+        if (!n->is_string()) fail(origin_, n->source(), name(key) + " must be a string");
+        return std::string(n->as_string()->get());
+    }
+    std::int64_t integer(std::string_view key, std::int64_t def, std::int64_t lo, std::int64_t hi) {
+        const auto* n = take(key);
+        if (n == nullptr) return def;
+        if (!n->is_integer()) fail(origin_, n->source(), name(key) + " must be an integer");
+        const auto v = n->as_integer()->get();
+        if (v < lo || v > hi) {
+            fail(origin_, n->source(),
+                 name(key) + " must be between " + std::to_string(lo) + " and " +
+                     std::to_string(hi) + ", not " + std::to_string(v));
+        }
+        return v;
+    }
+    const toml::node* node(std::string_view key) { return t_.get(key); }
+    void finish() {
+        for (const auto& [k, v] : t_) {
+            if (seen_.count(std::string(k.str())) == 0)
+                fail(origin_, v.source(), "unknown setting " + name(k.str()));
+        }
+    }
+    [[noreturn]] void error(std::string_view key, const std::string& what) {
+        const auto* n = t_.get(key);
+        fail(origin_, n != nullptr ? n->source() : t_.source(), name(key) + ": " + what);
+    }
+
+  private:
+    const toml::node* take(std::string_view key) {
+        seen_.insert(std::string(key));
+        return t_.get(key);
+    }
+    std::string name(std::string_view key) const { return "'" + path_ + std::string(key) + "'"; }
+
+    const toml::table& t_;
+    std::string origin_;
+    std::string path_;
+    std::set<std::string> seen_;
+};
+
+auth_method parse_auth(table_reader& r, const std::string& v) {
+    if (v == "scram-sha-256") return auth_method::scram_sha_256;
+    if (v == "md5") return auth_method::md5;
+    if (v == "trust") return auth_method::trust;
+    r.error("auth", "must be one of scram-sha-256, md5, trust, not '" + v + "'");
+}
+
+server_tls_mode parse_tls_mode(table_reader& r, const std::string& v) {
+    if (v == "disable") return server_tls_mode::disable;
+    if (v == "prefer") return server_tls_mode::prefer;
+    if (v == "require") return server_tls_mode::require;
+    if (v == "verify-full") return server_tls_mode::verify_full;
+    r.error("server_tls", "must be one of disable, prefer, require, verify-full, not '" + v + "'");
+}
+
+void load_main(config& c, const toml::table& t, const std::string& origin) {
+    table_reader r(t, origin, "shardgate.");
+    c.listen_addr = r.str("listen_addr", c.listen_addr);
+    c.listen_port = static_cast<std::uint16_t>(r.integer("listen_port", c.listen_port, 0, 65535));
+    c.workers = static_cast<unsigned>(r.integer("workers", 0, 0, 256));
+    c.max_client_conn =
+        static_cast<std::uint32_t>(r.integer("max_client_conn", c.max_client_conn, 1, 1000000));
+    c.max_message_size = static_cast<std::uint32_t>(
+        r.integer("max_message_size", c.max_message_size, 1024, 0x3fffffff));
+    c.server_connect_timeout = std::chrono::milliseconds(
+        r.integer("server_connect_timeout_ms", c.server_connect_timeout.count(), 1, 3600000));
+    c.client_login_timeout = std::chrono::milliseconds(
+        r.integer("client_login_timeout_ms", c.client_login_timeout.count(), 1, 3600000));
+    c.shutdown_timeout = std::chrono::milliseconds(
+        r.integer("shutdown_timeout_ms", c.shutdown_timeout.count(), 0, 86400000));
+    c.log_level = r.str("log_level", c.log_level);
+    static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "off"};
+    if (levels.count(c.log_level) == 0)
+        r.error("log_level", "must be one of trace, debug, info, warn, error, off");
+    c.tls_cert_file = r.str("tls_cert_file", "");
+    c.tls_key_file = r.str("tls_key_file", "");
+    if (c.tls_cert_file.empty() != c.tls_key_file.empty())
+        r.error(c.tls_cert_file.empty() ? "tls_key_file" : "tls_cert_file",
+                "tls_cert_file and tls_key_file must be set together");
+    r.finish();
+}
+
+database_config load_database(std::string_view name, const toml::table& t,
+                              const std::string& origin) {
+    table_reader r(t, origin, "databases." + std::string(name) + ".");
+    database_config d;
+    d.name = std::string(name);
+    d.host = r.str("host", d.host);
+    d.port = static_cast<std::uint16_t>(r.integer("port", d.port, 1, 65535));
+    d.dbname = r.str("dbname", d.name);
+    d.server_tls = parse_tls_mode(r, r.str("server_tls", "prefer"));
+    d.server_tls_ca_file = r.str("server_tls_ca_file", "");
+    if (d.server_tls == server_tls_mode::verify_full && d.server_tls_ca_file.empty())
+        r.error("server_tls", "verify-full needs server_tls_ca_file");
+    d.server_user = r.str("server_user", "");
+    d.server_password = r.str("server_password", "");
+    r.finish();
+    return d;
+}
+
+user_config load_user(std::string_view name, const toml::table& t, const std::string& origin) {
+    table_reader r(t, origin, "users." + std::string(name) + ".");
+    user_config u;
+    u.name = std::string(name);
+    u.auth = parse_auth(r, r.str("auth", "scram-sha-256"));
+    u.password = r.str("password", "");
+    u.scram_verifier = r.str("scram_verifier", "");
+    u.md5_hash = r.str("md5_hash", "");
+    if (u.auth == auth_method::scram_sha_256 && u.password.empty() && u.scram_verifier.empty())
+        r.error("auth", "scram-sha-256 needs 'password' or 'scram_verifier'");
+    if (u.auth == auth_method::md5 && u.password.empty() && u.md5_hash.empty())
+        r.error("auth", "md5 needs 'password' or 'md5_hash'");
+    if (!u.scram_verifier.empty() && u.scram_verifier.rfind("SCRAM-SHA-256$", 0) != 0)
+        r.error("scram_verifier", "must look like SCRAM-SHA-256$<iterations>:<salt>$<key>:<key>");
+    if (!u.md5_hash.empty() && !protocol::auth::is_md5_hash(u.md5_hash))
+        r.error("md5_hash", "must be 'md5' followed by 32 hex digits");
+    if (!u.scram_verifier.empty() && !protocol::auth::scram_verifier::parse(u.scram_verifier))
+        r.error("scram_verifier", "is not a valid SCRAM-SHA-256 verifier");
+    if (u.scram_verifier.empty() && !u.password.empty()) {
+        // Like Postgres storing a password: a verifier with a random salt, computed once here
+        // rather than at every login.
+        std::string salt(protocol::auth::scram_default_salt_len, '\0');
+        if (RAND_bytes(reinterpret_cast<unsigned char*>(salt.data()),
+                       static_cast<int>(salt.size())) != 1)
+            r.error("password", "cannot generate a random salt");
+        u.scram_verifier =
+            protocol::auth::scram_verifier::from_password(u.password, salt).to_string();
+    }
+    r.finish();
+    return u;
+}
+
+}  // namespace
+
+std::string_view to_string(auth_method m) {
+    switch (m) {
+        case auth_method::scram_sha_256:
+            return "scram-sha-256";
+        case auth_method::md5:
+            return "md5";
+        case auth_method::trust:
+            return "trust";
+    }
+    return "?";
+}
+
+std::string_view to_string(server_tls_mode m) {
+    switch (m) {
+        case server_tls_mode::disable:
+            return "disable";
+        case server_tls_mode::prefer:
+            return "prefer";
+        case server_tls_mode::require:
+            return "require";
+        case server_tls_mode::verify_full:
+            return "verify-full";
+    }
+    return "?";
+}
+
+std::shared_ptr<const config> parse_config(std::string_view toml_text, const std::string& origin) {
+    toml::table root;
+    try {
+        root = toml::parse(toml_text, origin);
+    } catch (const toml::parse_error& e) {
+        fail(origin, e.source(), std::string(e.description()));
+    }
+    auto c = std::make_shared<config>();
+    for (const auto& [key, node] : root) {
+        const auto k = key.str();
+        if (k != "shardgate" && k != "databases" && k != "users")
+            fail(origin, node.source(),
+                 "unknown section '" + std::string(k) + "' (expected shardgate, databases, users)");
+        if (!node.is_table())
+            fail(origin, node.source(), "'" + std::string(k) + "' must be a table");
+    }
+    if (const auto* main = root["shardgate"].as_table()) load_main(*c, *main, origin);
+    if (const auto* dbs = root["databases"].as_table()) {
+        for (const auto& [name, node] : *dbs) {
+            if (!node.is_table())
+                fail(origin, node.source(),
+                     "databases." + std::string(name.str()) + " must be a table");
+            c->databases.emplace(std::string(name.str()),
+                                 load_database(name.str(), *node.as_table(), origin));
+        }
+    }
+    if (const auto* users = root["users"].as_table()) {
+        for (const auto& [name, node] : *users) {
+            if (!node.is_table())
+                fail(origin, node.source(),
+                     "users." + std::string(name.str()) + " must be a table");
+            c->users.emplace(std::string(name.str()),
+                             load_user(name.str(), *node.as_table(), origin));
+        }
+    }
+    if (c->databases.empty()) fail(origin, root.source(), "no [databases.<name>] configured");
+    if (c->users.empty()) fail(origin, root.source(), "no [users.<name>] configured");
+    if (c->workers == 0) c->workers = std::max(1U, std::thread::hardware_concurrency());
+    return c;
+}
+
+std::shared_ptr<const config> load_config(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw config_error(path + ": cannot open config file");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return parse_config(ss.str(), path);
+}
+
+}  // namespace shardgate::proxy

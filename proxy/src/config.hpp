@@ -1,0 +1,70 @@
+// shardgate configuration: TOML file -> validated, immutable settings.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+namespace shardgate::proxy {
+
+// How shardgate authenticates a client that logs in as this user.
+enum class auth_method : std::uint8_t { scram_sha_256, md5, trust };
+std::string_view to_string(auth_method m);
+
+// TLS towards a backend server, libpq's sslmode names.
+enum class server_tls_mode : std::uint8_t { disable, prefer, require, verify_full };
+std::string_view to_string(server_tls_mode m);
+
+struct user_config {
+    std::string name;
+    auth_method auth = auth_method::scram_sha_256;
+    std::string password;        // plaintext, if given
+    std::string scram_verifier;  // "SCRAM-SHA-256$iter:salt$stored:server", if given
+    std::string md5_hash;        // "md5<32 hex>", if given
+};
+
+struct database_config {
+    std::string name;  // what clients put in `dbname`
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 5432;
+    std::string dbname;  // backend database name
+    server_tls_mode server_tls = server_tls_mode::prefer;
+    std::string server_tls_ca_file;
+    std::string server_user;      // empty: the client's user name
+    std::string server_password;  // empty: the client user's password
+};
+
+struct config {
+    std::string listen_addr = "127.0.0.1";
+    std::uint16_t listen_port = 6432;
+    unsigned workers = 0;  // 0: one per core
+    std::uint32_t max_client_conn = 10000;
+    std::uint32_t max_message_size = 256U * 1024 * 1024;
+    std::chrono::milliseconds server_connect_timeout{5000};
+    std::chrono::milliseconds client_login_timeout{60000};  // Postgres' authentication_timeout
+    std::chrono::milliseconds shutdown_timeout{30000};
+    std::string log_level = "info";
+    std::string tls_cert_file;
+    std::string tls_key_file;
+
+    std::map<std::string, database_config, std::less<>> databases;
+    std::map<std::string, user_config, std::less<>> users;
+
+    [[nodiscard]] bool client_tls() const { return !tls_cert_file.empty(); }
+};
+
+// Thrown by load_config with "file:line: what is wrong".
+class config_error : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+// Parses and validates a config file; throws config_error.
+std::shared_ptr<const config> load_config(const std::string& path);
+// Same, from TOML text (`origin` names it in errors).
+std::shared_ptr<const config> parse_config(std::string_view toml_text, const std::string& origin);
+
+}  // namespace shardgate::proxy

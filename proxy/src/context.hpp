@@ -1,0 +1,29 @@
+// Process-wide state shared by all workers: config, TLS contexts, cancel keys, counters.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "cancel_registry.hpp"
+#include "config.hpp"
+#include "net.hpp"
+
+namespace shardgate::proxy {
+
+struct proxy_context {
+    std::shared_ptr<const config> cfg;
+    // Client side: shardgate as the TLS server. Null when tls_cert_file is not set.
+    std::unique_ptr<ssl::context> client_tls;
+    // Server side, one per database: shardgate as the TLS client.
+    std::map<std::string, std::unique_ptr<ssl::context>, std::less<>> server_tls;
+    cancel_registry cancels;
+    std::atomic<std::uint32_t> clients{0};
+    std::atomic<bool> stopping{false};
+
+    // Builds the TLS contexts; throws config_error when a certificate or key cannot be loaded.
+    void init_tls();
+};
+
+}  // namespace shardgate::proxy

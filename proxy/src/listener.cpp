@@ -1,0 +1,115 @@
+// Listener, worker threads and signal handling of the shardgate process.
+#include "listener.hpp"
+
+#include <spdlog/spdlog.h>
+#include <csignal>
+
+#include "session.hpp"
+
+namespace shardgate::proxy {
+
+proxy_server::proxy_server(std::shared_ptr<const config> cfg) {
+    ctx_.cfg = std::move(cfg);
+    ctx_.init_tls();
+    const unsigned n = std::max(1U, ctx_.cfg->workers);
+    for (unsigned i = 0; i < n; ++i) {
+        // concurrency hint 1: each worker's io_context is only ever run by its own thread.
+        worker_io_.push_back(std::make_unique<asio::io_context>(1));
+        work_.push_back(asio::make_work_guard(*worker_io_.back()));
+    }
+}
+
+proxy_server::~proxy_server() {
+    for (auto& w : work_)
+        w.reset();
+    for (auto& io : worker_io_)
+        io->stop();
+    for (auto& t : threads_)
+        if (t.joinable()) t.join();
+}
+
+int proxy_server::run() {
+    const auto& cfg = *ctx_.cfg;
+    tcp::endpoint ep(asio::ip::make_address(cfg.listen_addr), cfg.listen_port);
+    acceptor_.open(ep.protocol());
+    acceptor_.set_option(tcp::acceptor::reuse_address(true));
+    acceptor_.bind(ep);
+    acceptor_.listen(asio::socket_base::max_listen_connections);
+    for (auto& io : worker_io_)
+        threads_.emplace_back([&io] { io->run(); });
+
+    signals_.add(SIGTERM);
+    signals_.add(SIGINT);
+    signals_.add(SIGHUP);
+    signals_.async_wait([this](error_code ec, int signo) {
+        if (!ec) on_signal(signo);
+    });
+    asio::co_spawn(main_io_, accept_loop(), asio::detached);
+    spdlog::info("shardgate listening on {}:{} with {} workers", cfg.listen_addr,
+                 acceptor_.local_endpoint().port(), worker_io_.size());
+    main_io_.run();
+    for (auto& w : work_)
+        w.reset();
+    for (auto& io : worker_io_)
+        io->stop();
+    for (auto& t : threads_)
+        t.join();
+    threads_.clear();
+    spdlog::info("shardgate stopped");
+    return 0;
+}
+
+awaitable<void> proxy_server::accept_loop() {
+    for (;;) {
+        // Round-robin over workers: the socket is created on the worker's io_context, so the
+        // whole session runs on that thread without locks.
+        auto& io = *worker_io_[next_worker_++ % worker_io_.size()];
+        error_code ec;
+        tcp::socket sock = co_await acceptor_.async_accept(io, ec_token(ec));
+        if (ec) {
+            if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+            // EMFILE and friends: back off briefly rather than spin.
+            spdlog::warn("accept failed: {}", ec.message());
+            asio::steady_timer t(main_io_, std::chrono::milliseconds(50));
+            co_await t.async_wait(ec_token(ec));
+            continue;
+        }
+        // start_session must run on the worker's thread.
+        asio::post(io,
+                   [this, s = std::move(sock)]() mutable { start_session(ctx_, std::move(s)); });
+    }
+}
+
+void proxy_server::on_signal(int signo) {
+    if (signo == SIGHUP) {
+        spdlog::info(
+            "SIGHUP: configuration reload is not supported yet; keeping the running config");
+    } else if (!ctx_.stopping.exchange(true)) {
+        spdlog::info("{}: no new clients; waiting up to {} ms for clients to finish",
+                     signo == SIGTERM ? "SIGTERM" : "SIGINT", ctx_.cfg->shutdown_timeout.count());
+        error_code ignored;
+        acceptor_.close(ignored);
+        asio::co_spawn(main_io_, drain_and_stop(), asio::detached);
+    } else {
+        spdlog::info("second stop signal: exiting now");
+        main_io_.stop();
+    }
+    signals_.async_wait([this](error_code ec, int s) {
+        if (!ec) on_signal(s);
+    });
+}
+
+awaitable<void> proxy_server::drain_and_stop() {
+    const auto until = std::chrono::steady_clock::now() + ctx_.cfg->shutdown_timeout;
+    asio::steady_timer t(main_io_);
+    while (ctx_.clients.load() > 0 && std::chrono::steady_clock::now() < until) {
+        t.expires_after(std::chrono::milliseconds(50));
+        error_code ec;
+        co_await t.async_wait(ec_token(ec));
+    }
+    if (ctx_.clients.load() > 0)
+        spdlog::warn("shutdown_timeout reached with {} clients connected", ctx_.clients.load());
+    main_io_.stop();
+}
+
+}  // namespace shardgate::proxy

@@ -1,0 +1,39 @@
+// The running proxy: worker threads (one io_context each), the listening socket, signals.
+#pragma once
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "context.hpp"
+#include "net.hpp"
+
+namespace shardgate::proxy {
+
+class proxy_server {
+  public:
+    explicit proxy_server(std::shared_ptr<const config> cfg);
+    ~proxy_server();
+    proxy_server(const proxy_server&) = delete;
+    proxy_server& operator=(const proxy_server&) = delete;
+
+    // Binds the listener (throws on failure), runs until SIGTERM/SIGINT and the drain that
+    // follows, then returns the process exit code.
+    int run();
+
+  private:
+    awaitable<void> accept_loop();
+    awaitable<void> drain_and_stop();
+    void on_signal(int signo);
+
+    proxy_context ctx_;
+    asio::io_context main_io_{1};
+    std::vector<std::unique_ptr<asio::io_context>> worker_io_;
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+    std::vector<std::thread> threads_;
+    tcp::acceptor acceptor_{main_io_};
+    asio::signal_set signals_{main_io_};
+    std::size_t next_worker_ = 0;
+};
+
+}  // namespace shardgate::proxy

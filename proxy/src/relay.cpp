@@ -1,0 +1,123 @@
+// Query loop of a session-mode client: two pumps move bytes between the client and its server
+// connection. Each pump reads what is available, scans message headers (decoding only the few
+// messages the session must understand) and writes the whole chunk on: one read and one write
+// per batch, no per-message copies.
+#include <spdlog/spdlog.h>
+
+#include "session.hpp"
+#include "shardgate/protocol/backend.hpp"
+#include "shardgate/protocol/scanner.hpp"
+#include "shardgate/protocol/sqlstate.hpp"
+
+namespace shardgate::proxy {
+namespace pr = shardgate::protocol;
+namespace {
+
+constexpr std::size_t relay_buffer_size = 32 * 1024;
+
+}  // namespace
+
+awaitable<void> client_session::relay() {
+    auto self = shared_from_this();
+    auto ex = client_.socket().get_executor();
+    // Both pumps run on this session's thread; whichever ends first closes both sockets, which
+    // ends the other. The session stays alive until both have returned.
+    asio::steady_timer both_done(ex, asio::steady_timer::time_point::max());
+    int running = 2;
+    auto on_done = [&running, &both_done](const std::exception_ptr&) {
+        if (--running == 0) both_done.cancel();
+    };
+    asio::co_spawn(ex, pump_client_to_server(self), on_done);
+    asio::co_spawn(ex, pump_server_to_client(self), on_done);
+    error_code ec;
+    co_await both_done.async_wait(ec_token(ec));
+}
+
+awaitable<void> client_session::pump_client_to_server(
+    std::shared_ptr<client_session> /*self: keeps the session alive*/) {
+    // Terminate ends the session; everything else is only counted and forwarded.
+    pr::message_scanner scanner(pr::type_set{'X'}, cfg_->max_message_size, 0);
+    std::vector<std::byte> buf(relay_buffer_size);
+    error_code ec;
+    for (;;) {
+        const std::size_t n = co_await client_.async_read_some(asio::buffer(buf), ec);
+        if (ec) break;
+        const auto chunk = std::span<const std::byte>(buf.data(), n);
+        std::size_t forward = n;
+        const auto err = scanner.feed(chunk, [&](char type, std::span<const std::byte>, bool) {
+            if (type == 'X') client_terminated_ = true;
+        });
+        if (err != pr::frame_error::none) {
+            // Postgres answers an oversized or malformed message with a FATAL error.
+            spdlog::info("client {}@{}: {}, closing", user_name_, database_name_,
+                         pr::to_string(err));
+            if (server_at_boundary_ && !server_busy_) {
+                co_await send_error({pr::severity::fatal,
+                                     err == pr::frame_error::too_large
+                                         ? pr::sqlstate::program_limit_exceeded
+                                         : pr::sqlstate::protocol_violation,
+                                     err == pr::frame_error::too_large
+                                         ? "message exceeds shardgate's max_message_size"
+                                         : "invalid message length"});
+            }
+            break;
+        }
+        if (forward > 0) {
+            server_busy_ = true;
+            co_await server_->async_write(chunk.first(forward), ec);
+            if (ec) break;
+        }
+        if (client_terminated_) break;
+    }
+    if (!client_terminated_ && server_busy_ && key_issued_) {
+        // The client vanished mid-query: stop the server's work before dropping it.
+        if (auto target = ctx_.cancels.find(key_))
+            co_await async_send_cancel(client_.socket().get_executor(), *target);
+    }
+    close_all();
+}
+
+awaitable<void> client_session::pump_server_to_client(
+    std::shared_ptr<client_session> /*self: keeps the session alive*/) {
+    pr::message_scanner scanner(pr::type_set{'Z', 'E'}, pr::postgres_max_message_length, 4096);
+    std::vector<std::byte> buf(relay_buffer_size);
+    error_code ec;
+    for (;;) {
+        const std::size_t n = co_await server_->async_read_some(asio::buffer(buf), ec);
+        if (ec) {
+            if (!client_terminated_ && client_.is_open()) co_await report_server_lost();
+            break;
+        }
+        const auto chunk = std::span<const std::byte>(buf.data(), n);
+        const auto err = scanner.feed(chunk, [&](char type, std::span<const std::byte> body, bool) {
+            if (type == 'Z') {
+                server_busy_ = false;
+            } else if (type == 'E') {
+                auto e = pr::be::decode_error_response(body);
+                if (e && (e->severity() == "FATAL" || e->severity() == "PANIC"))
+                    server_sent_fatal_ = true;
+            }
+        });
+        if (err != pr::frame_error::none) {
+            spdlog::error("server for database {} sent a malformed stream ({}), closing",
+                          database_name_, pr::to_string(err));
+            break;
+        }
+        co_await client_.async_write(chunk, ec);
+        server_at_boundary_ = scanner.at_boundary();
+        if (ec) break;
+    }
+    close_all();
+}
+
+awaitable<void> client_session::report_server_lost() {
+    // An error can only be injected between messages; the server's own FATAL already told the
+    // client why it is going away.
+    if (server_sent_fatal_ || !server_at_boundary_) co_return;
+    co_await send_error(
+        {pr::severity::fatal, pr::sqlstate::connection_failure,
+         "server closed the connection unexpectedly",
+         "The backend server for database \"" + database_name_ + "\" terminated the connection."});
+}
+
+}  // namespace shardgate::proxy

@@ -1,0 +1,95 @@
+// One client connection, from the first byte to the close, split by protocol phase:
+// startup (client_startup.cpp), authentication (client_auth.cpp), server login
+// (server_login.cpp) and the query loop relay (relay.cpp).
+#pragma once
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "context.hpp"
+#include "net.hpp"
+#include "server_login.hpp"
+#include "shardgate/protocol/errors.hpp"
+#include "shardgate/protocol/write_buffer.hpp"
+
+namespace shardgate::proxy {
+
+// Session phases, in order; exactly one function (set_phase) changes it.
+enum class session_phase : std::uint8_t {
+    startup,       // reading SSLRequest / StartupMessage / CancelRequest
+    auth,          // authenticating the client
+    server_login,  // connecting and logging into the backend
+    relay,         // query loop: bytes flow both ways
+    closed,        // sockets closed; nothing else happens
+};
+std::string_view to_string(session_phase p);
+
+class client_session : public std::enable_shared_from_this<client_session> {
+  public:
+    client_session(proxy_context& ctx, tcp::socket sock);
+    ~client_session();
+    client_session(const client_session&) = delete;
+    client_session& operator=(const client_session&) = delete;
+
+    // Drives the whole session; never throws.
+    awaitable<void> run();
+
+  private:
+    enum class startup_outcome : std::uint8_t { proceed, done };
+
+    // client_startup.cpp
+    awaitable<startup_outcome> read_startup();
+    awaitable<void> handle_cancel(std::int32_t pid, std::int32_t secret);
+    // client_auth.cpp
+    awaitable<bool> authenticate();
+    awaitable<bool> authenticate_scram();
+    awaitable<bool> authenticate_md5();
+    awaitable<bool> fail_scram(const protocol::auth::scram_error& err);
+    awaitable<bool> read_auth_message(std::string& body);
+    // server_login.cpp is a free function; this adapts it to the session.
+    awaitable<bool> login_to_server();
+    // relay.cpp
+    awaitable<void> relay();
+    awaitable<void> pump_client_to_server(std::shared_ptr<client_session> self);
+    awaitable<void> pump_server_to_client(std::shared_ptr<client_session> self);
+    awaitable<void> report_server_lost();
+
+    // Sends an error (FATAL ones close the session after sending).
+    awaitable<void> send_error(const protocol::error_fields& e);
+    awaitable<bool> flush_out();
+    void set_phase(session_phase p);
+    void close_all();
+
+    proxy_context& ctx_;
+    std::shared_ptr<const config> cfg_;  // the config this session started with
+    pg_stream client_;
+    std::optional<pg_stream> server_;
+    deadline login_deadline_;
+    session_phase phase_ = session_phase::startup;
+    protocol::write_buffer out_;
+
+    std::vector<std::pair<std::string, std::string>> startup_params_;
+    std::string user_name_;
+    std::string database_name_;
+    const user_config* user_ = nullptr;
+    const database_config* db_ = nullptr;
+    protocol::auth::scram_key server_key_{};  // the user's verifier's ServerKey
+    std::optional<scram_keys> scram_keys_;    // recovered from the client's SCRAM proof
+    backend_key key_;
+    bool key_issued_ = false;
+
+    // Relay state, shared by the two pumps (one thread: no locking).
+    bool server_busy_ = false;        // client sent something since the last ReadyForQuery
+    bool server_sent_fatal_ = false;  // the server announced its own termination
+    bool client_terminated_ = false;  // the client sent Terminate
+    bool server_at_boundary_ = true;  // bytes relayed to the client end at a message boundary
+};
+
+// Accepted sockets start here (on the worker that owns the socket's executor).
+void start_session(proxy_context& ctx, tcp::socket sock);
+
+}  // namespace shardgate::proxy
