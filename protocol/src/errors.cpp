@@ -7,23 +7,34 @@ namespace shardgate::protocol {
 
 std::string_view to_string(severity s) {
     switch (s) {
-        case severity::error: return "ERROR";
-        case severity::fatal: return "FATAL";
-        case severity::panic: return "PANIC";
-        case severity::warning: return "WARNING";
-        case severity::notice: return "NOTICE";
-        case severity::debug: return "DEBUG";
-        case severity::info: return "INFO";
-        case severity::log: return "LOG";
+        case severity::error:
+            return "ERROR";
+        case severity::fatal:
+            return "FATAL";
+        case severity::panic:
+            return "PANIC";
+        case severity::warning:
+            return "WARNING";
+        case severity::notice:
+            return "NOTICE";
+        case severity::debug:
+            return "DEBUG";
+        case severity::info:
+            return "INFO";
+        case severity::log:
+            return "LOG";
     }
     return "ERROR";
 }
 
 std::string_view to_string(decode_error e) {
     switch (e) {
-        case decode_error::malformed: return "malformed message";
-        case decode_error::unknown_type: return "unknown message type";
-        case decode_error::unsupported: return "unsupported";
+        case decode_error::malformed:
+            return "malformed message";
+        case decode_error::unknown_type:
+            return "unknown message type";
+        case decode_error::unsupported:
+            return "unsupported";
     }
     return "?";
 }

@@ -4,7 +4,7 @@
 namespace shardgate::proxy {
 
 awaitable<error_code> pg_stream::async_tls_accept(ssl::context& ctx) {
-    tls_ = std::make_unique<ssl::stream<tcp::socket&>>(sock_, ctx);
+    tls_ = std::make_unique<ssl::stream<tcp::socket&>>(*sock_, ctx);
     error_code ec;
     co_await tls_->async_handshake(ssl::stream_base::server, ec_token(ec));
     co_return ec;
@@ -12,7 +12,7 @@ awaitable<error_code> pg_stream::async_tls_accept(ssl::context& ctx) {
 
 awaitable<error_code> pg_stream::async_tls_connect(ssl::context& ctx, const std::string& host,
                                                    bool verify_host) {
-    tls_ = std::make_unique<ssl::stream<tcp::socket&>>(sock_, ctx);
+    tls_ = std::make_unique<ssl::stream<tcp::socket&>>(*sock_, ctx);
     // SNI, as libpq sends it (sslsni=1) for host names but not IP addresses.
     error_code addr_ec;
     asio::ip::make_address(host, addr_ec);

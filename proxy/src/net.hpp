@@ -30,7 +30,9 @@ inline auto ec_token(error_code& ec) {
 // The read/write functions return Asio's awaitables directly (no extra coroutine frame).
 class pg_stream {
   public:
-    explicit pg_stream(tcp::socket s) : sock_(std::move(s)) {}
+    // The socket lives on the heap so that a TLS stream, which refers to it, survives moves of
+    // the pg_stream.
+    explicit pg_stream(tcp::socket s) : sock_(std::make_unique<tcp::socket>(std::move(s))) {}
 
     // Upgrades to TLS as the server (client side of shardgate) or the client (towards Postgres).
     awaitable<error_code> async_tls_accept(ssl::context& ctx);
@@ -39,16 +41,16 @@ class pg_stream {
 
     auto async_read_some(asio::mutable_buffer b, error_code& ec) {
         if (tls_) return tls_->async_read_some(b, ec_token(ec));
-        return sock_.async_read_some(b, ec_token(ec));
+        return sock_->async_read_some(b, ec_token(ec));
     }
     // Reads exactly b.size() bytes.
     auto async_read_exact(asio::mutable_buffer b, error_code& ec) {
         if (tls_) return asio::async_read(*tls_, b, ec_token(ec));
-        return asio::async_read(sock_, b, ec_token(ec));
+        return asio::async_read(*sock_, b, ec_token(ec));
     }
     auto async_write(asio::const_buffer b, error_code& ec) {
         if (tls_) return asio::async_write(*tls_, b, ec_token(ec));
-        return asio::async_write(sock_, b, ec_token(ec));
+        return asio::async_write(*sock_, b, ec_token(ec));
     }
     auto async_write(std::span<const std::byte> b, error_code& ec) {
         return async_write(asio::buffer(b.data(), b.size()), ec);
@@ -56,15 +58,15 @@ class pg_stream {
 
     void close() {
         error_code ignored;
-        sock_.shutdown(tcp::socket::shutdown_both, ignored);
-        sock_.close(ignored);
+        sock_->shutdown(tcp::socket::shutdown_both, ignored);
+        sock_->close(ignored);
     }
-    [[nodiscard]] bool is_open() const { return sock_.is_open(); }
+    [[nodiscard]] bool is_open() const { return sock_->is_open(); }
     [[nodiscard]] bool is_tls() const { return tls_ != nullptr; }
-    tcp::socket& socket() { return sock_; }
+    tcp::socket& socket() { return *sock_; }
 
   private:
-    tcp::socket sock_;
+    std::unique_ptr<tcp::socket> sock_;
     std::unique_ptr<ssl::stream<tcp::socket&>> tls_;
 };
 

@@ -19,7 +19,7 @@ std::string_view to_string(decode_error e);
 
 template <class T>
 class [[nodiscard]] result {
-public:
+  public:
     result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
     result(decode_error e) : v_(e) {}          // NOLINT(google-explicit-constructor)
 
@@ -46,7 +46,7 @@ public:
         return std::get<1>(v_);
     }
 
-private:
+  private:
     std::variant<T, decode_error> v_;
 };
 
