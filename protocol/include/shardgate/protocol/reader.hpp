@@ -12,7 +12,7 @@ namespace shardgate::protocol {
 // Every read checks the remaining length; after the first failure ok() is false and all
 // further reads return zero values. Callers check ok() once at the end.
 class reader {
-public:
+  public:
     explicit reader(std::span<const std::byte> body) : data_(body) {}
 
     std::uint8_t u8() {
@@ -31,21 +31,23 @@ public:
     std::uint32_t u32() {
         if (!need(4)) return 0;
         std::uint32_t v = 0;
-        for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<std::uint32_t>(data_[pos_ + i]);
+        for (int i = 0; i < 4; ++i)
+            v = (v << 8) | static_cast<std::uint32_t>(data_[pos_ + i]);
         pos_ += 4;
         return v;
     }
     // A NUL-terminated string; the view points into the body (no copy).
     std::string_view cstring() {
-        if (!ok_) return {};
+        // Nothing left: fail here, as memchr on an empty span's null data() is undefined.
+        if (!need(1)) return {};
         const void* nul = std::memchr(data_.data() + pos_, 0, data_.size() - pos_);
         if (nul == nullptr) {
             ok_ = false;
             return {};
         }
         const auto* start = reinterpret_cast<const char*>(data_.data() + pos_);
-        const auto len = static_cast<std::size_t>(static_cast<const std::byte*>(nul) -
-                                                  (data_.data() + pos_));
+        const auto len =
+            static_cast<std::size_t>(static_cast<const std::byte*>(nul) - (data_.data() + pos_));
         pos_ += len + 1;
         return {start, len};
     }
@@ -68,7 +70,7 @@ public:
     [[nodiscard]] bool done() const { return at_end(); }
     void fail() { ok_ = false; }
 
-private:
+  private:
     bool need(std::size_t n) {
         if (!ok_ || data_.size() - pos_ < n) {
             ok_ = false;
