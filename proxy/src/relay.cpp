@@ -43,7 +43,6 @@ awaitable<void> client_session::pump_client_to_server(
         const std::size_t n = co_await client_.async_read_some(asio::buffer(buf), ec);
         if (ec) break;
         const auto chunk = std::span<const std::byte>(buf.data(), n);
-        std::size_t forward = n;
         const auto err = scanner.feed(chunk, [&](char type, std::span<const std::byte>, bool) {
             if (type == 'X') client_terminated_ = true;
         });
@@ -59,18 +58,18 @@ awaitable<void> client_session::pump_client_to_server(
                                      err == pr::frame_error::too_large
                                          ? "message exceeds shardgate's max_message_size"
                                          : "invalid message length"});
+                co_await drain_client();
             }
             break;
         }
-        if (forward > 0) {
-            server_busy_ = true;
-            co_await server_->async_write(chunk.first(forward), ec);
-            if (ec) break;
-        }
-        if (client_terminated_) break;
+        // A lone Terminate does not give the server work.
+        if (!(client_terminated_ && n == 5)) server_busy_ = true;
+        co_await server_->async_write(chunk, ec);
+        if (ec || client_terminated_) break;
     }
-    if (!client_terminated_ && server_busy_ && key_issued_) {
-        // The client vanished mid-query: stop the server's work before dropping it.
+    if (server_busy_ && key_issued_) {
+        // The client left (or said Terminate) while its query still runs: stop the server's
+        // work before dropping the connection, or it would run to completion unobserved.
         if (auto target = ctx_.cancels.find(key_))
             co_await async_send_cancel(client_.socket().get_executor(), *target);
     }
@@ -118,6 +117,21 @@ awaitable<void> client_session::report_server_lost() {
         {pr::severity::fatal, pr::sqlstate::connection_failure,
          "server closed the connection unexpectedly",
          "The backend server for database \"" + database_name_ + "\" terminated the connection."});
+}
+
+awaitable<void> client_session::drain_client() {
+    // Closing a socket with unread input makes the kernel send RST, and a client that is still
+    // writing its message may then lose the error we just sent. Half-close, read and discard
+    // what the client still sends (bounded), then close.
+    error_code ec;
+    client_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    deadline limit(client_.socket().get_executor());
+    limit.arm(std::chrono::seconds(1), [this] { client_.close(); });
+    std::vector<std::byte> sink(16 * 1024);
+    std::size_t total = 0;
+    while (!ec && total < 4 * 1024 * 1024) {
+        total += co_await client_.async_read_some(asio::buffer(sink), ec);
+    }
 }
 
 }  // namespace shardgate::proxy

@@ -57,6 +57,7 @@ class client_session : public std::enable_shared_from_this<client_session> {
     awaitable<void> pump_client_to_server(std::shared_ptr<client_session> self);
     awaitable<void> pump_server_to_client(std::shared_ptr<client_session> self);
     awaitable<void> report_server_lost();
+    awaitable<void> drain_client();
 
     // Sends an error (FATAL ones close the session after sending).
     awaitable<void> send_error(const protocol::error_fields& e);
