@@ -56,6 +56,17 @@ class pg_stream {
         return async_write(asio::buffer(b.data(), b.size()), ec);
     }
 
+    // Relay reads: up to b.size() bytes of whatever is available. On plain TCP this waits for
+    // readability and then reads without blocking, which saves the speculative read that ends
+    // in EAGAIN on every turn (Boost 1.74 retries reads speculatively after any data).
+    awaitable<std::size_t> async_read_available(asio::mutable_buffer b, error_code& ec);
+    // Relay writes: tries a non-blocking write first and only suspends for what is left.
+    // Returns true when it had to suspend (the event loop ran meanwhile).
+    awaitable<bool> async_write_all(std::span<const std::byte> b, error_code& ec);
+    // The reading coroutine suspended for something else (a write elsewhere): a readiness edge
+    // may have gone by unobserved, so the next read must try before it waits.
+    void may_have_missed_readiness() { drained_ = false; }
+
     void close() {
         error_code ignored;
         sock_->shutdown(tcp::socket::shutdown_both, ignored);
@@ -68,6 +79,9 @@ class pg_stream {
   private:
     std::unique_ptr<tcp::socket> sock_;
     std::unique_ptr<ssl::stream<tcp::socket&>> tls_;
+    // True when the last read emptied the socket and nothing since could have hidden a
+    // readiness edge from us: the next read can wait first (edge-triggered epoll).
+    bool drained_ = false;
 };
 
 // Runs a callback when a duration passes unless disarmed first; used for connect and login

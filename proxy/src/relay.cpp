@@ -15,6 +15,15 @@ namespace {
 
 constexpr std::size_t relay_buffer_size = 32 * 1024;
 
+// Writes a relayed chunk to `to`; if that had to wait, `from` (read by the same pump) may have
+// become readable unseen meanwhile.
+awaitable<void> write_relayed(pg_stream& to, pg_stream& from, std::span<const std::byte> chunk,
+                              error_code& ec) {
+    const bool waited = co_await to.async_write_all(chunk, ec);
+    if (waited) from.may_have_missed_readiness();
+    co_return;
+}
+
 }  // namespace
 
 awaitable<void> client_session::relay() {
@@ -40,7 +49,7 @@ awaitable<void> client_session::pump_client_to_server(
     std::vector<std::byte> buf(relay_buffer_size);
     error_code ec;
     for (;;) {
-        const std::size_t n = co_await client_.async_read_some(asio::buffer(buf), ec);
+        const std::size_t n = co_await client_.async_read_available(asio::buffer(buf), ec);
         if (ec) break;
         const auto chunk = std::span<const std::byte>(buf.data(), n);
         const auto err = scanner.feed(chunk, [&](char type, std::span<const std::byte>, bool) {
@@ -64,7 +73,7 @@ awaitable<void> client_session::pump_client_to_server(
         }
         // A lone Terminate does not give the server work.
         if (!(client_terminated_ && n == 5)) server_busy_ = true;
-        co_await server_->async_write(chunk, ec);
+        co_await write_relayed(*server_, client_, chunk, ec);
         if (ec || client_terminated_) break;
     }
     if (server_busy_ && key_issued_) {
@@ -82,7 +91,7 @@ awaitable<void> client_session::pump_server_to_client(
     std::vector<std::byte> buf(relay_buffer_size);
     error_code ec;
     for (;;) {
-        const std::size_t n = co_await server_->async_read_some(asio::buffer(buf), ec);
+        const std::size_t n = co_await server_->async_read_available(asio::buffer(buf), ec);
         if (ec) {
             if (!client_terminated_ && client_.is_open()) co_await report_server_lost();
             break;
@@ -102,7 +111,7 @@ awaitable<void> client_session::pump_server_to_client(
                           database_name_, pr::to_string(err));
             break;
         }
-        co_await client_.async_write(chunk, ec);
+        co_await write_relayed(client_, *server_, chunk, ec);
         server_at_boundary_ = scanner.at_boundary();
         if (ec) break;
     }
