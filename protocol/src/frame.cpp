@@ -13,18 +13,24 @@ std::uint32_t load_u32(const std::byte* p) {
 
 std::string_view to_string(frame_status s) {
     switch (s) {
-        case frame_status::ok: return "ok";
-        case frame_status::need_more: return "need_more";
-        case frame_status::error: return "error";
+        case frame_status::ok:
+            return "ok";
+        case frame_status::need_more:
+            return "need_more";
+        case frame_status::error:
+            return "error";
     }
     return "?";
 }
 
 std::string_view to_string(frame_error e) {
     switch (e) {
-        case frame_error::none: return "none";
-        case frame_error::bad_length: return "invalid message length";
-        case frame_error::too_large: return "message too large";
+        case frame_error::none:
+            return "none";
+        case frame_error::bad_length:
+            return "invalid message length";
+        case frame_error::too_large:
+            return "message too large";
     }
     return "?";
 }

@@ -1,5 +1,6 @@
 // Frame decoding: splits a byte stream into typed messages and startup packets (no I/O).
-// Message layout: https://www.postgresql.org/docs/15/protocol-overview.html#PROTOCOL-MESSAGE-CONCEPTS
+// Message layout:
+// https://www.postgresql.org/docs/15/protocol-overview.html#PROTOCOL-MESSAGE-CONCEPTS
 #pragma once
 
 #include <cstddef>
@@ -54,20 +55,20 @@ struct frame_result {
 // Decodes typed messages (everything after the startup phase). Stateless: the caller keeps the
 // unconsumed bytes and feeds them again, so a frame's body points into the caller's buffer.
 class frame_decoder {
-public:
+  public:
     explicit frame_decoder(std::uint32_t max_message_length = postgres_max_message_length)
         : max_(max_message_length) {}
 
     [[nodiscard]] frame_result feed(std::span<const std::byte> in) const;
     [[nodiscard]] std::uint32_t max_message_length() const { return max_; }
 
-private:
+  private:
     std::uint32_t max_;
 };
 
 // One untyped startup-phase packet: the 4-byte code that follows the length, then the rest.
 struct startup_frame {
-    std::uint32_t code = 0;  // protocol version, or one of the *_request_code values
+    std::uint32_t code = 0;           // protocol version, or one of the *_request_code values
     std::span<const std::byte> body;  // bytes after the code
 };
 

@@ -13,7 +13,7 @@ namespace shardgate::protocol {
 // Appends big-endian integers, C strings and raw bytes. A message is written by
 // begin_message(type) ... end_message(mark): the 4-byte length is patched when the body is done.
 class write_buffer {
-public:
+  public:
     write_buffer() = default;
 
     void u8(std::uint8_t v) { data_.push_back(static_cast<std::byte>(v)); }
@@ -70,7 +70,7 @@ public:
         data_.erase(data_.begin(), data_.begin() + static_cast<std::ptrdiff_t>(n));
     }
 
-private:
+  private:
     void put_u32(std::size_t at, std::uint32_t v) {
         data_[at] = static_cast<std::byte>(v >> 24);
         data_[at + 1] = static_cast<std::byte>(v >> 16);
