@@ -1,0 +1,132 @@
+// Config loading: valid files, and every kind of mistake reported with file:line and what is wrong.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "config.hpp"
+#include "shardgate/protocol/scram.hpp"
+
+using namespace shardgate::proxy;
+
+namespace {
+
+const char* const minimal = R"([databases.app]
+port = 5432
+[users.alice]
+password = "secret"
+)";
+
+std::string error_of(const std::string& toml) {
+    try {
+        parse_config(toml, "test.toml");
+    } catch (const config_error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("a minimal config gets the documented defaults") {
+    auto c = parse_config(minimal, "test.toml");
+    CHECK(c->listen_addr == "127.0.0.1");
+    CHECK(c->listen_port == 6432);
+    CHECK(c->workers >= 1);
+    CHECK(c->max_client_conn == 10000);
+    const auto& db = c->databases.at("app");
+    CHECK(db.dbname == "app");
+    CHECK(db.host == "127.0.0.1");
+    CHECK(db.server_tls == server_tls_mode::prefer);
+    const auto& u = c->users.at("alice");
+    CHECK(u.auth == auth_method::scram_sha_256);
+    // A plaintext password is turned into a SCRAM verifier once, at load.
+    auto v = shardgate::protocol::auth::scram_verifier::parse(u.scram_verifier);
+    REQUIRE(v.has_value());
+    CHECK(v->verify_password("secret"));
+    CHECK_FALSE(v->verify_password("Secret"));
+}
+
+TEST_CASE("every setting is read") {
+    auto c = parse_config(R"([shardgate]
+listen_addr = "0.0.0.0"
+listen_port = 7000
+workers = 3
+max_client_conn = 50
+max_message_size = 65536
+server_connect_timeout_ms = 100
+client_login_timeout_ms = 200
+shutdown_timeout_ms = 300
+log_level = "warn"
+[databases.app]
+host = "db.example"
+port = 5433
+dbname = "real"
+server_tls = "verify-full"
+server_tls_ca_file = "/ca.pem"
+server_user = "svc"
+server_password = "pw"
+[users.bob]
+auth = "md5"
+md5_hash = "md5f6fdffe48c908deb0f4c3bd36c032e72"
+[users.tina]
+auth = "trust"
+)",
+                          "test.toml");
+    CHECK(c->listen_addr == "0.0.0.0");
+    CHECK(c->listen_port == 7000);
+    CHECK(c->workers == 3);
+    CHECK(c->max_client_conn == 50);
+    CHECK(c->max_message_size == 65536);
+    CHECK(c->server_connect_timeout.count() == 100);
+    CHECK(c->client_login_timeout.count() == 200);
+    CHECK(c->shutdown_timeout.count() == 300);
+    CHECK(c->log_level == "warn");
+    const auto& db = c->databases.at("app");
+    CHECK(db.host == "db.example");
+    CHECK(db.port == 5433);
+    CHECK(db.dbname == "real");
+    CHECK(db.server_tls == server_tls_mode::verify_full);
+    CHECK(db.server_user == "svc");
+    CHECK(db.server_password == "pw");
+    CHECK(c->users.at("bob").auth == auth_method::md5);
+    CHECK(c->users.at("tina").auth == auth_method::trust);
+}
+
+TEST_CASE("mistakes are reported with the file, the line and what is wrong") {
+    CHECK(error_of("[databases.app\nport = 1").rfind("test.toml:1:", 0) == 0);
+    CHECK(error_of(std::string(minimal) + "[shardgate]\nlisten_prot = 5\n") ==
+          "test.toml:6: unknown setting 'shardgate.listen_prot'");
+    CHECK(error_of(std::string(minimal) + "[shardgate]\nlisten_port = \"x\"\n") ==
+          "test.toml:6: 'shardgate.listen_port' must be an integer");
+    CHECK(error_of(std::string(minimal) + "[shardgate]\nlisten_port = 70000\n") ==
+          "test.toml:6: 'shardgate.listen_port' must be between 0 and 65535, not 70000");
+    CHECK(
+        error_of(std::string(minimal) + "[shardgate]\nlog_level = \"loud\"\n") ==
+        "test.toml:6: 'shardgate.log_level': must be one of trace, debug, info, warn, error, off");
+    CHECK(error_of("[databases.app]\nserver_tls = \"maybe\"\n[users.a]\npassword = \"x\"\n") ==
+          "test.toml:2: 'databases.app.server_tls': must be one of disable, prefer, require, "
+          "verify-full, not 'maybe'");
+    CHECK(
+        error_of("[databases.app]\nserver_tls = \"verify-full\"\n[users.a]\npassword = \"x\"\n") ==
+        "test.toml:2: 'databases.app.server_tls': verify-full needs server_tls_ca_file");
+    CHECK(error_of("[databases.app]\n[users.a]\nauth = \"md5\"\n") ==
+          "test.toml:3: 'users.a.auth': md5 needs 'password' or 'md5_hash'");
+    CHECK(error_of("[databases.app]\n[users.a]\nauth = \"kerberos\"\n") ==
+          "test.toml:3: 'users.a.auth': must be one of scram-sha-256, md5, trust, not 'kerberos'");
+    CHECK(error_of("[databases.app]\n[users.a]\nmd5_hash = \"md5xyz\"\npassword = \"p\"\n") ==
+          "test.toml:3: 'users.a.md5_hash': must be 'md5' followed by 32 hex digits");
+    CHECK(error_of("[databases.app]\n[users.a]\nscram_verifier = \"SCRAM-SHA-256$x\"\n") ==
+          "test.toml:3: 'users.a.scram_verifier': is not a valid SCRAM-SHA-256 verifier");
+    CHECK(error_of("[users.a]\npassword = \"p\"\n").find("no [databases.<name>] configured") !=
+          std::string::npos);
+    CHECK(error_of("[databases.app]\n").find("no [users.<name>] configured") != std::string::npos);
+    CHECK(error_of(std::string(minimal) + "[poolz]\nx = 1\n") ==
+          "test.toml:5: unknown section 'poolz' (expected shardgate, databases, users)");
+    CHECK(error_of(std::string(minimal) + "[shardgate]\ntls_cert_file = \"a.pem\"\n")
+              .find("tls_cert_file and tls_key_file must be set together") != std::string::npos);
+}
+
+TEST_CASE("a missing file is a clear error") {
+    CHECK_THROWS_WITH_AS(load_config("/nonexistent/shardgate.toml"),
+                         "/nonexistent/shardgate.toml: cannot open config file", config_error);
+}
