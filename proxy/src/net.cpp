@@ -28,30 +28,48 @@ awaitable<error_code> pg_stream::async_tls_connect(ssl::context& ctx, const std:
     co_return ec;
 }
 
-awaitable<std::size_t> pg_stream::async_read_available(asio::mutable_buffer b, error_code& ec) {
-    if (tls_) co_return co_await tls_->async_read_some(b, ec_token(ec));
+namespace {
+
+constexpr std::size_t relay_chunk_size = 64 * 1024;
+
+std::span<std::byte> thread_scratch() {
+    thread_local std::vector<std::byte> scratch(relay_chunk_size);
+    return scratch;
+}
+
+}  // namespace
+
+awaitable<std::span<const std::byte>> pg_stream::async_read_chunk(error_code& ec) {
+    if (tls_) {
+        if (tls_buf_.empty()) tls_buf_.resize(relay_chunk_size);
+        const std::size_t n = co_await tls_->async_read_some(asio::buffer(tls_buf_), ec_token(ec));
+        co_return std::span<const std::byte>(tls_buf_.data(), n);
+    }
     if (!sock_->non_blocking()) sock_->non_blocking(true, ec);
     for (;;) {
-        if (drained_) {
+        if (!maybe_more_) {
+            // Waiting re-arms the descriptor (EPOLL_CTL_MOD), so data that is already there
+            // is reported at once: no readiness can be missed.
             co_await sock_->async_wait(tcp::socket::wait_read, ec_token(ec));
-            if (ec) co_return 0;
+            if (ec) co_return std::span<const std::byte>{};
         }
-        const std::size_t n = sock_->read_some(b, ec);
+        // No suspension from here until the caller's next co_await: the scratch is ours.
+        auto scratch = thread_scratch();
+        const std::size_t n = sock_->read_some(asio::buffer(scratch.data(), scratch.size()), ec);
         if (ec == asio::error::would_block) {
             ec = {};
-            drained_ = true;
+            maybe_more_ = false;
             continue;
         }
-        // A short read emptied the socket; a full buffer may have left more behind.
-        drained_ = !ec && n < b.size();
-        co_return n;
+        maybe_more_ = !ec && n == scratch.size();
+        co_return std::span<const std::byte>(scratch.data(), ec ? 0 : n);
     }
 }
 
-awaitable<bool> pg_stream::async_write_all(std::span<const std::byte> b, error_code& ec) {
+awaitable<void> pg_stream::async_write_all(std::span<const std::byte> b, error_code& ec) {
     if (tls_) {
         co_await asio::async_write(*tls_, asio::buffer(b.data(), b.size()), ec_token(ec));
-        co_return true;
+        co_return;
     }
     if (!sock_->non_blocking()) sock_->non_blocking(true, ec);
     std::size_t done = sock_->write_some(asio::buffer(b.data(), b.size()), ec);
@@ -59,10 +77,12 @@ awaitable<bool> pg_stream::async_write_all(std::span<const std::byte> b, error_c
         ec = {};
         done = 0;
     }
-    if (ec || done == b.size()) co_return false;
-    co_await asio::async_write(*sock_, asio::buffer(b.data() + done, b.size() - done),
-                               ec_token(ec));
-    co_return true;
+    if (ec || done == b.size()) co_return;
+    pending_.assign(b.begin() + static_cast<std::ptrdiff_t>(done), b.end());
+    co_await asio::async_write(*sock_, asio::buffer(pending_), ec_token(ec));
+    pending_.clear();
+    // A slow peer once needed a large rest; do not keep that memory for the idle session.
+    if (pending_.capacity() > relay_chunk_size) pending_.shrink_to_fit();
 }
 
 }  // namespace shardgate::proxy

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <vector>
 
 namespace shardgate::proxy {
 
@@ -56,16 +57,15 @@ class pg_stream {
         return async_write(asio::buffer(b.data(), b.size()), ec);
     }
 
-    // Relay reads: up to b.size() bytes of whatever is available. On plain TCP this waits for
-    // readability and then reads without blocking, which saves the speculative read that ends
-    // in EAGAIN on every turn (Boost 1.74 retries reads speculatively after any data).
-    awaitable<std::size_t> async_read_available(asio::mutable_buffer b, error_code& ec);
-    // Relay writes: tries a non-blocking write first and only suspends for what is left.
-    // Returns true when it had to suspend (the event loop ran meanwhile).
-    awaitable<bool> async_write_all(std::span<const std::byte> b, error_code& ec);
-    // The reading coroutine suspended for something else (a write elsewhere): a readiness edge
-    // may have gone by unobserved, so the next read must try before it waits.
-    void may_have_missed_readiness() { drained_ = false; }
+    // Relay read: waits until the peer sent something and returns a view of what was read.
+    // On plain TCP the bytes land in a per-thread scratch buffer, valid only until the caller
+    // next suspends: an idle session holds no buffer at all. Readiness is awaited before
+    // reading (Boost 1.74 would otherwise retry a speculative read ending in EAGAIN on every
+    // turn); only after a read that filled the buffer do we read again without waiting.
+    awaitable<std::span<const std::byte>> async_read_chunk(error_code& ec);
+    // Relay write: tries a non-blocking write; whatever the socket does not take is copied
+    // into a buffer this stream owns before suspending, so `b` may be scratch memory.
+    awaitable<void> async_write_all(std::span<const std::byte> b, error_code& ec);
 
     void close() {
         error_code ignored;
@@ -79,9 +79,9 @@ class pg_stream {
   private:
     std::unique_ptr<tcp::socket> sock_;
     std::unique_ptr<ssl::stream<tcp::socket&>> tls_;
-    // True when the last read emptied the socket and nothing since could have hidden a
-    // readiness edge from us: the next read can wait first (edge-triggered epoll).
-    bool drained_ = false;
+    bool maybe_more_ = true;          // the last read filled the buffer: read before waiting
+    std::vector<std::byte> tls_buf_;  // TLS reads suspend, so they cannot use the scratch
+    std::vector<std::byte> pending_;  // the unwritten rest of a relay write
 };
 
 // Runs a callback when a duration passes unless disarmed first; used for connect and login

@@ -11,20 +11,7 @@
 
 namespace shardgate::proxy {
 namespace pr = shardgate::protocol;
-namespace {
-
-constexpr std::size_t relay_buffer_size = 32 * 1024;
-
-// Writes a relayed chunk to `to`; if that had to wait, `from` (read by the same pump) may have
-// become readable unseen meanwhile.
-awaitable<void> write_relayed(pg_stream& to, pg_stream& from, std::span<const std::byte> chunk,
-                              error_code& ec) {
-    const bool waited = co_await to.async_write_all(chunk, ec);
-    if (waited) from.may_have_missed_readiness();
-    co_return;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 awaitable<void> client_session::relay() {
     auto self = shared_from_this();
@@ -44,59 +31,59 @@ awaitable<void> client_session::relay() {
 
 awaitable<void> client_session::pump_client_to_server(
     std::shared_ptr<client_session> /*self: keeps the session alive*/) {
-    // Terminate ends the session; everything else is only counted and forwarded.
+    // Terminate ends the client's half: like Postgres, the server still answers what came
+    // before it and then closes, and the server pump relays that. Other messages are only
+    // counted and forwarded.
     pr::message_scanner scanner(pr::type_set{'X'}, cfg_->max_message_size, 0);
-    std::vector<std::byte> buf(relay_buffer_size);
     error_code ec;
     for (;;) {
-        const std::size_t n = co_await client_.async_read_available(asio::buffer(buf), ec);
-        if (ec) break;
-        const auto chunk = std::span<const std::byte>(buf.data(), n);
+        const auto chunk = co_await client_.async_read_chunk(ec);
+        if (ec) break;                     // the client closed its socket (or it failed)
+        if (client_terminated_) continue;  // Postgres reads nothing after Terminate
+        const std::size_t n = chunk.size();
         const auto err = scanner.feed(chunk, [&](char type, std::span<const std::byte>, bool) {
             if (type == 'X') client_terminated_ = true;
         });
         if (err != pr::frame_error::none) {
-            // Postgres answers an oversized or malformed message with a FATAL error.
-            spdlog::info("client {}@{}: {}, closing", user_name_, database_name_,
-                         pr::to_string(err));
-            if (server_at_boundary_ && !server_busy_) {
-                co_await send_error({pr::severity::fatal,
-                                     err == pr::frame_error::too_large
-                                         ? pr::sqlstate::program_limit_exceeded
-                                         : pr::sqlstate::protocol_violation,
-                                     err == pr::frame_error::too_large
-                                         ? "message exceeds shardgate's max_message_size"
-                                         : "invalid message length"});
-                co_await drain_client();
-            }
-            break;
+            co_await reject_client_stream(err);
+            co_return close_all();
         }
         // A lone Terminate does not give the server work.
         if (!(client_terminated_ && n == 5)) server_busy_ = true;
-        co_await write_relayed(*server_, client_, chunk, ec);
-        if (ec || client_terminated_) break;
+        co_await server_->async_write_all(chunk, ec);
+        if (ec) co_return close_all();  // the server pump reports the lost server
     }
     if (server_busy_ && key_issued_) {
-        // The client left (or said Terminate) while its query still runs: stop the server's
-        // work before dropping the connection, or it would run to completion unobserved.
+        // Nobody can read the answer any more: stop the server's work rather than let it run
+        // to completion unobserved, as it would if we only closed the connection.
         if (auto target = ctx_.cancels.find(key_))
             co_await async_send_cancel(client_.socket().get_executor(), *target);
     }
     close_all();
 }
 
+awaitable<void> client_session::reject_client_stream(protocol::frame_error err) {
+    // Postgres answers an oversized or malformed message with a FATAL error.
+    spdlog::info("client {}@{}: {}, closing", user_name_, database_name_, pr::to_string(err));
+    if (!server_at_boundary_ || server_busy_) co_return;  // an error now would corrupt the stream
+    const bool too_large = err == pr::frame_error::too_large;
+    co_await send_error(
+        {pr::severity::fatal,
+         too_large ? pr::sqlstate::program_limit_exceeded : pr::sqlstate::protocol_violation,
+         too_large ? "message exceeds shardgate's max_message_size" : "invalid message length"});
+    co_await drain_client();
+}
+
 awaitable<void> client_session::pump_server_to_client(
     std::shared_ptr<client_session> /*self: keeps the session alive*/) {
     pr::message_scanner scanner(pr::type_set{'Z', 'E'}, pr::postgres_max_message_length, 4096);
-    std::vector<std::byte> buf(relay_buffer_size);
     error_code ec;
     for (;;) {
-        const std::size_t n = co_await server_->async_read_available(asio::buffer(buf), ec);
+        const auto chunk = co_await server_->async_read_chunk(ec);
         if (ec) {
             if (!client_terminated_ && client_.is_open()) co_await report_server_lost();
             break;
         }
-        const auto chunk = std::span<const std::byte>(buf.data(), n);
         const auto err = scanner.feed(chunk, [&](char type, std::span<const std::byte> body, bool) {
             if (type == 'Z') {
                 server_busy_ = false;
@@ -111,7 +98,7 @@ awaitable<void> client_session::pump_server_to_client(
                           database_name_, pr::to_string(err));
             break;
         }
-        co_await write_relayed(client_, *server_, chunk, ec);
+        co_await client_.async_write_all(chunk, ec);
         server_at_boundary_ = scanner.at_boundary();
         if (ec) break;
     }

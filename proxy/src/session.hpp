@@ -14,6 +14,7 @@
 #include "net.hpp"
 #include "server_login.hpp"
 #include "shardgate/protocol/errors.hpp"
+#include "shardgate/protocol/frame.hpp"
 #include "shardgate/protocol/write_buffer.hpp"
 
 namespace shardgate::proxy {
@@ -58,6 +59,7 @@ class client_session : public std::enable_shared_from_this<client_session> {
     awaitable<void> pump_server_to_client(std::shared_ptr<client_session> self);
     awaitable<void> report_server_lost();
     awaitable<void> drain_client();
+    awaitable<void> reject_client_stream(protocol::frame_error err);
 
     // Sends an error (FATAL ones close the session after sending).
     awaitable<void> send_error(const protocol::error_fields& e);
