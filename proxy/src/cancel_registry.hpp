@@ -7,19 +7,12 @@
 #include <string>
 #include <unordered_map>
 
+#include "shardgate/pool/server_login.hpp"
+
 namespace shardgate::proxy {
 
-struct backend_key {
-    std::int32_t pid = 0;
-    std::int32_t secret = 0;
-};
-
-// Where a CancelRequest for one client session must go.
-struct cancel_target {
-    std::string host;
-    std::uint16_t port = 0;
-    backend_key server_key;
-};
+using pool::backend_key;
+using pool::cancel_target;
 
 // Thread-safe: sessions on every worker register here; cancels arrive on any worker.
 class cancel_registry {

@@ -8,15 +8,15 @@
 #include <stdexcept>
 #include <string>
 
+#include "shardgate/pool/server_login.hpp"
+
 namespace shardgate::proxy {
 
 // How shardgate authenticates a client that logs in as this user.
 enum class auth_method : std::uint8_t { scram_sha_256, md5, trust };
 std::string_view to_string(auth_method m);
 
-// TLS towards a backend server, libpq's sslmode names.
-enum class server_tls_mode : std::uint8_t { disable, prefer, require, verify_full };
-std::string_view to_string(server_tls_mode m);
+using pool::server_tls_mode;
 
 struct user_config {
     std::string name;

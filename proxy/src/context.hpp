@@ -8,7 +8,7 @@
 
 #include "cancel_registry.hpp"
 #include "config.hpp"
-#include "net.hpp"
+#include "io.hpp"
 
 namespace shardgate::proxy {
 

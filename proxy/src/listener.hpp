@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "context.hpp"
-#include "net.hpp"
+#include "io.hpp"
 
 namespace shardgate::proxy {
 

@@ -90,7 +90,7 @@ awaitable<bool> client_session::login_to_server() {
     }
     db_ = &db_it->second;
     server_login_request req;
-    req.db = db_;
+    req.backend = backend_address{db_->name, db_->host, db_->port, db_->dbname, db_->server_tls};
     req.user = db_->server_user.empty() ? user_name_ : db_->server_user;
     const bool same_user = req.user == user_name_;
     req.password = !db_->server_password.empty()     ? db_->server_password

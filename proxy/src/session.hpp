@@ -11,8 +11,7 @@
 #include <vector>
 
 #include "context.hpp"
-#include "net.hpp"
-#include "server_login.hpp"
+#include "io.hpp"
 #include "shardgate/protocol/errors.hpp"
 #include "shardgate/protocol/frame.hpp"
 #include "shardgate/protocol/write_buffer.hpp"

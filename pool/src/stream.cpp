@@ -1,7 +1,7 @@
-// TLS upgrades of pg_stream.
-#include "net.hpp"
+// pg_stream: TLS upgrades and the relay read/write paths.
+#include "shardgate/pool/stream.hpp"
 
-namespace shardgate::proxy {
+namespace shardgate::pool {
 
 awaitable<error_code> pg_stream::async_tls_accept(ssl::context& ctx) {
     tls_ = std::make_unique<ssl::stream<tcp::socket&>>(*sock_, ctx);
@@ -85,4 +85,4 @@ awaitable<void> pg_stream::async_write_all(std::span<const std::byte> b, error_c
     if (pending_.capacity() > relay_chunk_size) pending_.shrink_to_fit();
 }
 
-}  // namespace shardgate::proxy
+}  // namespace shardgate::pool

@@ -1,6 +1,6 @@
 // Backend login: connect, negotiate TLS per server_tls, start up, authenticate, read greeting.
 // Flow: https://www.postgresql.org/docs/15/protocol-flow.html#id-1.10.6.7.3
-#include "server_login.hpp"
+#include "shardgate/pool/server_login.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -10,7 +10,7 @@
 #include "shardgate/protocol/scram.hpp"
 #include "shardgate/protocol/sqlstate.hpp"
 
-namespace shardgate::proxy {
+namespace shardgate::pool {
 namespace pr = shardgate::protocol;
 namespace {
 
@@ -46,7 +46,7 @@ class login {
         : ex_(std::move(ex)), req_(std::move(req)), timer_(ex_) {}
 
     awaitable<server_login_result> run() {
-        const auto& db = *req_.db;
+        const auto& db = req_.backend;
         res_.stream.emplace(tcp::socket(ex_));
         pg_stream& s = *res_.stream;
         // One deadline covers resolve, connect, TLS and authentication.
@@ -81,12 +81,12 @@ class login {
     }
     server_login_result take() { return std::move(res_); }
     std::string describe() const {
-        return "backend " + req_.db->host + ":" + std::to_string(req_.db->port) +
-               " of database \"" + req_.db->name + "\": ";
+        return "backend " + req_.backend.host + ":" + std::to_string(req_.backend.port) +
+               " of database \"" + req_.backend.name + "\": ";
     }
 
     awaitable<bool> negotiate_tls(pg_stream& s) {
-        const auto mode = req_.db->server_tls;
+        const auto mode = req_.backend.tls_mode;
         if (mode == server_tls_mode::disable || req_.tls == nullptr) co_return true;
         pr::write_buffer wb;
         pr::fe::encode(wb, pr::fe::ssl_request{});
@@ -99,7 +99,7 @@ class login {
             co_return false;
         }
         if (answer == 'S') {
-            ec = co_await s.async_tls_connect(*req_.tls, req_.db->host,
+            ec = co_await s.async_tls_connect(*req_.tls, req_.backend.host,
                                               mode == server_tls_mode::verify_full);
             if (ec) {
                 fail(pr::sqlstate::connection_failure, "TLS handshake failed: " + ec.message());
@@ -117,7 +117,7 @@ class login {
     awaitable<bool> startup_and_auth(pg_stream& s) {
         pr::fe::startup_message sm;
         sm.params.emplace_back("user", req_.user);
-        sm.params.emplace_back("database", req_.db->dbname);
+        sm.params.emplace_back("database", req_.backend.dbname);
         for (const auto& p : req_.params)
             sm.params.push_back(p);
         pr::write_buffer wb;
@@ -255,6 +255,20 @@ class login {
 
 }  // namespace
 
+std::string_view to_string(server_tls_mode m) {
+    switch (m) {
+        case server_tls_mode::disable:
+            return "disable";
+        case server_tls_mode::prefer:
+            return "prefer";
+        case server_tls_mode::require:
+            return "require";
+        case server_tls_mode::verify_full:
+            return "verify-full";
+    }
+    return "?";
+}
+
 awaitable<server_login_result> async_server_login(asio::any_io_executor ex,
                                                   server_login_request req) {
     login l(ex, std::move(req));
@@ -287,4 +301,4 @@ awaitable<void> async_send_cancel(asio::any_io_executor ex, cancel_target target
         spdlog::warn("cancel to {}:{} failed: {}", target.host, target.port, ec.message());
 }
 
-}  // namespace shardgate::proxy
+}  // namespace shardgate::pool

@@ -12,7 +12,7 @@
 #include <span>
 #include <vector>
 
-namespace shardgate::proxy {
+namespace shardgate::pool {
 
 namespace asio = boost::asio;
 namespace ssl = boost::asio::ssl;
@@ -112,4 +112,4 @@ class deadline {
     std::shared_ptr<std::uint64_t> generation_ = std::make_shared<std::uint64_t>(0);
 };
 
-}  // namespace shardgate::proxy
+}  // namespace shardgate::pool

@@ -10,18 +10,42 @@
 #include <utility>
 #include <vector>
 
-#include "cancel_registry.hpp"
-#include "config.hpp"
-#include "net.hpp"
+#include "shardgate/pool/stream.hpp"
 #include "shardgate/protocol/scram.hpp"
 
-namespace shardgate::proxy {
+namespace shardgate::pool {
+
+// TLS towards a backend server, libpq's sslmode names.
+enum class server_tls_mode : std::uint8_t { disable, prefer, require, verify_full };
+std::string_view to_string(server_tls_mode m);
+
+// A backend's BackendKeyData (or the one shardgate issues to a client).
+struct backend_key {
+    std::int32_t pid = 0;
+    std::int32_t secret = 0;
+};
+
+// Where a CancelRequest must go to reach one server connection.
+struct cancel_target {
+    std::string host;
+    std::uint16_t port = 0;
+    backend_key server_key;
+};
+
+// Which server to log into.
+struct backend_address {
+    std::string name;  // for messages: the database name clients use
+    std::string host;
+    std::uint16_t port = 5432;
+    std::string dbname;
+    server_tls_mode tls_mode = server_tls_mode::prefer;
+};
 
 // SCRAM keys recovered from a client's proof log in without the plaintext password.
 using protocol::auth::scram_keys;
 
 struct server_login_request {
-    const database_config* db = nullptr;
+    backend_address backend;
     std::string user;
     std::string password;  // plaintext, if known
     std::string md5_hash;  // "md5..." of (password, user), if known
@@ -53,4 +77,4 @@ awaitable<server_login_result> async_server_login(asio::any_io_executor ex,
 // Sends a CancelRequest for `target` on a fresh connection (best effort, bounded in time).
 awaitable<void> async_send_cancel(asio::any_io_executor ex, cancel_target target);
 
-}  // namespace shardgate::proxy
+}  // namespace shardgate::pool
