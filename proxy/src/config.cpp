@@ -100,6 +100,9 @@ void load_main(config& c, const toml::table& t, const std::string& origin) {
         r.integer("client_login_timeout_ms", c.client_login_timeout.count(), 1, 3600000));
     c.shutdown_timeout = std::chrono::milliseconds(
         r.integer("shutdown_timeout_ms", c.shutdown_timeout.count(), 0, 86400000));
+    c.relay_engine = r.str("relay_engine", c.relay_engine);
+    if (c.relay_engine != "asio" && c.relay_engine != "epoll")
+        r.error("relay_engine", "must be asio or epoll");
     c.log_level = r.str("log_level", c.log_level);
     static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "off"};
     if (levels.count(c.log_level) == 0)

@@ -47,6 +47,10 @@ struct config {
     std::chrono::milliseconds client_login_timeout{60000};  // Postgres' authentication_timeout
     std::chrono::milliseconds shutdown_timeout{30000};
     std::string log_level = "info";
+    // "epoll" (default): plain-TCP sessions relay on data-plane threads over a level-triggered
+    // epoll set (data_plane.hpp); "asio": each session's two pumps run on its worker's
+    // io_context, as TLS sessions always do.
+    std::string relay_engine = "epoll";
     std::string tls_cert_file;
     std::string tls_key_file;
 

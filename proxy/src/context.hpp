@@ -5,9 +5,11 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cancel_registry.hpp"
 #include "config.hpp"
+#include "data_plane.hpp"
 #include "io.hpp"
 
 namespace shardgate::proxy {
@@ -21,6 +23,9 @@ struct proxy_context {
     cancel_registry cancels;
     std::atomic<std::uint32_t> clients{0};
     std::atomic<bool> stopping{false};
+    // Data-plane threads (relay_engine = "epoll"); empty otherwise.
+    std::vector<std::unique_ptr<data_plane>> planes;
+    std::atomic<std::size_t> next_plane{0};
 
     // Builds the TLS contexts; throws config_error when a certificate or key cannot be loaded.
     void init_tls();

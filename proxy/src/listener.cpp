@@ -12,6 +12,10 @@ proxy_server::proxy_server(std::shared_ptr<const config> cfg) {
     ctx_.cfg = std::move(cfg);
     ctx_.init_tls();
     const unsigned n = std::max(1U, ctx_.cfg->workers);
+    if (ctx_.cfg->relay_engine == "epoll") {
+        for (unsigned i = 0; i < n; ++i)
+            ctx_.planes.push_back(std::make_unique<data_plane>());
+    }
     for (unsigned i = 0; i < n; ++i) {
         // concurrency hint 1: each worker's io_context is only ever run by its own thread.
         worker_io_.push_back(std::make_unique<asio::io_context>(1));
@@ -37,6 +41,8 @@ int proxy_server::run() {
     acceptor_.listen(asio::socket_base::max_listen_connections);
     for (auto& io : worker_io_)
         threads_.emplace_back([&io] { io->run(); });
+    for (auto& p : ctx_.planes)
+        p->start();
 
     signals_.add(SIGTERM);
     signals_.add(SIGINT);
@@ -55,6 +61,8 @@ int proxy_server::run() {
     for (auto& t : threads_)
         t.join();
     threads_.clear();
+    for (auto& p : ctx_.planes)
+        p->stop();
     spdlog::info("shardgate stopped");
     return 0;
 }

@@ -14,6 +14,8 @@ namespace pr = shardgate::protocol;
 namespace {}  // namespace
 
 awaitable<void> client_session::relay() {
+    if (!ctx_.planes.empty() && !client_.is_tls() && !server_->is_tls())
+        co_return co_await relay_in_data_plane();
     auto self = shared_from_this();
     auto ex = client_.socket().get_executor();
     // Both pumps run on this session's thread; whichever ends first closes both sockets, which
@@ -128,6 +130,50 @@ awaitable<void> client_session::drain_client() {
     while (!ec && total < 4 * 1024 * 1024) {
         total += co_await client_.async_read_some(asio::buffer(sink), ec);
     }
+}
+
+awaitable<void> client_session::relay_in_data_plane() {
+    auto ex = client_.socket().get_executor();
+    error_code ec;
+    const auto client_proto = client_.socket().local_endpoint(ec).protocol();
+    const auto server_proto = server_->socket().local_endpoint(ec).protocol();
+    auto link = std::make_shared<relay_link>(client_.socket().release(ec),
+                                             server_->socket().release(ec), cfg_->max_message_size);
+    // The data plane wakes this coroutine through its own executor once the link ends.
+    auto done = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
+    link->on_end = [ex, done] { asio::post(ex, [done] { done->cancel(); }); };
+    auto& plane =
+        *ctx_.planes[ctx_.next_plane.fetch_add(1, std::memory_order_relaxed) % ctx_.planes.size()];
+    plane.adopt(link);
+    co_await done->async_wait(ec_token(ec));
+
+    // Back on this worker: take the sockets and the relay's findings back.
+    client_.socket().assign(client_proto, link->client_fd, ec);
+    server_->socket().assign(server_proto, link->server_fd, ec);
+    server_busy_ = link->server_busy;
+    client_terminated_ = link->client_terminated;
+    server_sent_fatal_ = link->server_sent_fatal;
+    server_at_boundary_ = link->server_at_boundary;
+    switch (link->reason) {
+        case link_end::client_closed:
+        case link_end::client_write_failed:
+            if (server_busy_ && key_issued_) {
+                if (auto target = ctx_.cancels.find(key_)) co_await async_send_cancel(ex, *target);
+            }
+            break;
+        case link_end::client_protocol_error:
+            co_await reject_client_stream(link->client_error);
+            break;
+        case link_end::server_closed:
+        case link_end::server_write_failed:
+            if (!client_terminated_) co_await report_server_lost();
+            break;
+        case link_end::server_protocol_error:
+            spdlog::error("server for database {} sent a malformed stream, closing",
+                          database_name_);
+            break;
+    }
+    close_all();
 }
 
 }  // namespace shardgate::proxy

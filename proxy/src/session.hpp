@@ -54,6 +54,7 @@ class client_session : public std::enable_shared_from_this<client_session> {
     awaitable<bool> login_to_server();
     // relay.cpp
     awaitable<void> relay();
+    awaitable<void> relay_in_data_plane();
     awaitable<void> pump_client_to_server(std::shared_ptr<client_session> self);
     awaitable<void> pump_server_to_client(std::shared_ptr<client_session> self);
     awaitable<void> report_server_lost();

@@ -27,11 +27,17 @@ constexpr const char* user = "alice";
 constexpr const char* password = "secret";
 constexpr const char* database = "app";
 
+// $SHARDGATE_TEST_RELAY_ENGINE picks shardgate's relay_engine (ctest runs the corpus on each).
+std::string relay_engine_line() {
+    const char* e = std::getenv("SHARDGATE_TEST_RELAY_ENGINE");
+    return e == nullptr ? "" : std::string("relay_engine = \"") + e + "\"\n";
+}
+
 std::string proxy_toml(const pg_server& pg) {
     return "[shardgate]\nlisten_addr = \"127.0.0.1\"\nlisten_port = @PORT@\nworkers = 2\n"
-           "log_level = \"warn\"\n"
-           "[databases.app]\nhost = \"127.0.0.1\"\nport = " +
-           std::to_string(pg.port()) +
+           "log_level = \"warn\"\n" +
+           relay_engine_line() +
+           "[databases.app]\nhost = \"127.0.0.1\"\nport = " + std::to_string(pg.port()) +
            "\ndbname = \"app\"\nserver_tls = \"disable\"\n"
            "[users.alice]\npassword = \"secret\"\nauth = \"scram-sha-256\"\n";
 }

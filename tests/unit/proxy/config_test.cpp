@@ -33,6 +33,7 @@ TEST_CASE("a minimal config gets the documented defaults") {
     CHECK(c->listen_port == 6432);
     CHECK(c->workers >= 1);
     CHECK(c->max_client_conn == 10000);
+    CHECK(c->relay_engine == "epoll");
     const auto& db = c->databases.at("app");
     CHECK(db.dbname == "app");
     CHECK(db.host == "127.0.0.1");
@@ -57,6 +58,7 @@ server_connect_timeout_ms = 100
 client_login_timeout_ms = 200
 shutdown_timeout_ms = 300
 log_level = "warn"
+relay_engine = "asio"
 [databases.app]
 host = "db.example"
 port = 5433
@@ -81,6 +83,7 @@ auth = "trust"
     CHECK(c->client_login_timeout.count() == 200);
     CHECK(c->shutdown_timeout.count() == 300);
     CHECK(c->log_level == "warn");
+    CHECK(c->relay_engine == "asio");
     const auto& db = c->databases.at("app");
     CHECK(db.host == "db.example");
     CHECK(db.port == 5433);

@@ -1,0 +1,283 @@
+// Data-plane threads: level-triggered epoll relay of session-mode links.
+#include "data_plane.hpp"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <stdexcept>
+
+#include "shardgate/protocol/backend.hpp"
+
+namespace shardgate::proxy {
+namespace pr = shardgate::protocol;
+namespace {
+
+constexpr std::size_t chunk_size = 64 * 1024;
+constexpr int max_events = 256;
+
+std::span<std::byte> scratch() {
+    thread_local std::vector<std::byte> buf(chunk_size);
+    return buf;
+}
+
+}  // namespace
+
+std::string_view to_string(link_end e) {
+    switch (e) {
+        case link_end::client_closed:
+            return "client_closed";
+        case link_end::client_write_failed:
+            return "client_write_failed";
+        case link_end::client_protocol_error:
+            return "client_protocol_error";
+        case link_end::server_closed:
+            return "server_closed";
+        case link_end::server_write_failed:
+            return "server_write_failed";
+        case link_end::server_protocol_error:
+            return "server_protocol_error";
+    }
+    return "?";
+}
+
+relay_link::relay_link(int client, int server, std::uint32_t max_message_size)
+    : client_fd(client),
+      server_fd(server),
+      client_scanner(pr::type_set{'X'}, max_message_size, 0),
+      server_scanner(pr::type_set{'Z', 'E'}, pr::postgres_max_message_length, 4096) {}
+
+data_plane::data_plane() {
+    epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (epfd_ < 0 || wake_fd_ < 0)
+        throw std::runtime_error("data plane: cannot create epoll/eventfd");
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = nullptr;  // the wake-up eventfd
+    ::epoll_ctl(epfd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+}
+
+data_plane::~data_plane() {
+    stop();
+    ::close(wake_fd_);
+    ::close(epfd_);
+}
+
+void data_plane::start() {
+    thread_ = std::thread([this] { run(); });
+}
+
+void data_plane::stop() {
+    if (!thread_.joinable()) return;
+    stop_ = true;
+    const std::uint64_t one = 1;
+    (void)::write(wake_fd_, &one, sizeof one);
+    thread_.join();
+}
+
+void data_plane::adopt(std::shared_ptr<relay_link> link) {
+    {
+        std::lock_guard lock(mu_);
+        incoming_.push_back(std::move(link));
+    }
+    const std::uint64_t one = 1;
+    (void)::write(wake_fd_, &one, sizeof one);
+}
+
+void data_plane::run() {
+    std::array<epoll_event, max_events> evs{};
+    std::vector<std::shared_ptr<relay_link>> ended;
+    while (!stop_.load(std::memory_order_relaxed)) {
+        const int n = ::epoll_wait(epfd_, evs.data(), max_events, -1);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            spdlog::error("data plane: epoll_wait failed: {}", std::strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; ++i) {
+            if (evs[i].data.ptr == nullptr) {
+                std::uint64_t v = 0;
+                (void)::read(wake_fd_, &v, sizeof v);
+                take_incoming();
+                continue;
+            }
+            auto* s = static_cast<relay_link::side*>(evs[i].data.ptr);
+            // A link ended earlier in this batch is kept alive until the batch is done.
+            if (s->link->ended) continue;
+            on_event(*s, evs[i].events);
+        }
+        // Links ended in this batch are released only now: later events of the batch may
+        // still point into them.
+        for (auto it = live_.begin(); it != live_.end();) {
+            if (it->second->ended) {
+                ended.push_back(std::move(it->second));
+                it = live_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        ended.clear();
+    }
+    for (auto& [p, l] : live_)
+        end(*l, link_end::client_closed);
+    live_.clear();
+}
+
+void data_plane::take_incoming() {
+    std::vector<std::shared_ptr<relay_link>> batch;
+    {
+        std::lock_guard lock(mu_);
+        batch.swap(incoming_);
+    }
+    for (auto& l : batch) {
+        for (int fd : {l->client_fd, l->server_fd}) {
+            const int flags = ::fcntl(fd, F_GETFL);
+            ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+        }
+        relay_link* raw = l.get();
+        live_.emplace(raw, std::move(l));
+        refresh_interest(*raw);
+    }
+}
+
+void data_plane::set_interest(relay_link& l, bool client, bool in, bool out) {
+    auto& reg = client ? l.client_registered : l.server_registered;
+    auto& current = client ? l.client_events : l.server_events;
+    const int fd = client ? l.client_fd : l.server_fd;
+    epoll_event ev{};
+    ev.events = (in ? EPOLLIN : 0U) | (out ? EPOLLOUT : 0U);
+    if (reg && ev.events == current) return;
+    current = ev.events;
+    ev.data.ptr = client ? &l.client_side : &l.server_side;
+    if (ev.events == 0) {
+        // Paused: out of the set, so a hang-up cannot make a level-triggered loop spin.
+        if (reg) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+        reg = false;
+        return;
+    }
+    ::epoll_ctl(epfd_, reg ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+    reg = true;
+}
+
+void data_plane::refresh_interest(relay_link& l) {
+    // A side is read while nothing it sent is still waiting for the other side, and watched
+    // for writability while something waits for it.
+    set_interest(l, true, l.to_server.empty(), !l.to_client.empty());
+    set_interest(l, false, l.to_client.empty(), !l.to_server.empty());
+}
+
+void data_plane::on_event(relay_link::side& s, std::uint32_t events) {
+    relay_link& l = *s.link;
+    const bool has_out = !(s.client ? l.to_client : l.to_server).empty();
+    if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && has_out) {
+        if (!flush(l, s.client)) return;
+    }
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) read_from(l, s.client);
+}
+
+void data_plane::read_from(relay_link& l, bool client) {
+    const int fd = client ? l.client_fd : l.server_fd;
+    const int target = client ? l.server_fd : l.client_fd;
+    auto& pending = client ? l.to_server : l.to_client;
+    if (!pending.empty() || l.ended) return;  // paused until the other side drains
+    auto buf = scratch();
+    for (;;) {
+        const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            return end(l, client ? link_end::client_closed : link_end::server_closed);
+        }
+        if (n == 0) return end(l, client ? link_end::client_closed : link_end::server_closed);
+        const auto chunk = std::span<const std::byte>(buf.data(), static_cast<std::size_t>(n));
+        if (client) {
+            if (l.client_terminated) {  // Postgres reads nothing after Terminate
+                if (static_cast<std::size_t>(n) < buf.size()) return;
+                continue;
+            }
+            const auto err = l.client_scanner.feed(chunk, [&](char t, auto, bool) {
+                if (t == 'X') l.client_terminated = true;
+            });
+            if (err != pr::frame_error::none) {
+                l.client_error = err;
+                return end(l, link_end::client_protocol_error);
+            }
+            // A lone Terminate does not give the server work.
+            if (!(l.client_terminated && n == 5)) l.server_busy = true;
+        } else {
+            const auto err =
+                l.server_scanner.feed(chunk, [&](char t, std::span<const std::byte> body, bool) {
+                    if (t == 'Z') {
+                        l.server_busy = false;
+                    } else if (t == 'E') {
+                        auto e = pr::be::decode_error_response(body);
+                        if (e && (e->severity() == "FATAL" || e->severity() == "PANIC"))
+                            l.server_sent_fatal = true;
+                    }
+                });
+            if (err != pr::frame_error::none) return end(l, link_end::server_protocol_error);
+        }
+        std::size_t done = 0;
+        while (done < chunk.size()) {
+            const ssize_t w =
+                ::send(target, chunk.data() + done, chunk.size() - done, MSG_NOSIGNAL);
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+                return end(l,
+                           client ? link_end::server_write_failed : link_end::client_write_failed);
+            }
+            done += static_cast<std::size_t>(w);
+        }
+        if (done < chunk.size()) {
+            // The peer is slow: keep the rest, stop reading this side, wait until it drains.
+            pending.assign(chunk.begin() + static_cast<std::ptrdiff_t>(done), chunk.end());
+            if (!client) l.server_at_boundary = false;
+            refresh_interest(l);
+            return;
+        }
+        if (!client) l.server_at_boundary = l.server_scanner.at_boundary();
+        if (static_cast<std::size_t>(n) < buf.size()) return;  // drained; LT reports more
+    }
+}
+
+bool data_plane::flush(relay_link& l, bool to_client) {
+    const int fd = to_client ? l.client_fd : l.server_fd;
+    auto& pending = to_client ? l.to_client : l.to_server;
+    std::size_t done = 0;
+    while (done < pending.size()) {
+        const ssize_t w = ::send(fd, pending.data() + done, pending.size() - done, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            end(l, to_client ? link_end::client_write_failed : link_end::server_write_failed);
+            return false;
+        }
+        done += static_cast<std::size_t>(w);
+    }
+    pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(done));
+    if (!pending.empty()) return true;
+    if (pending.capacity() > chunk_size) pending.shrink_to_fit();
+    if (to_client) l.server_at_boundary = l.server_scanner.at_boundary();
+    // This side no longer needs EPOLLOUT; the source side may read again.
+    refresh_interest(l);
+    read_from(l, !to_client);  // level-triggered would report it too; saves a wake-up
+    return !l.ended;
+}
+
+void data_plane::end(relay_link& l, link_end why) {
+    if (l.ended) return;
+    l.ended = true;
+    l.reason = why;
+    if (l.client_registered) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, l.client_fd, nullptr);
+    if (l.server_registered) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, l.server_fd, nullptr);
+    l.client_registered = l.server_registered = false;
+    if (l.on_end) l.on_end();
+}
+
+}  // namespace shardgate::proxy

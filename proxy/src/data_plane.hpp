@@ -1,0 +1,99 @@
+// The data plane: threads that relay session-mode traffic over a level-triggered epoll set, as
+// PgBouncer does, so a busy worker handles every ready socket per wake-up with one epoll_wait and
+// no per-read re-arming. Logins, TLS sessions and teardown stay on the Asio workers.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "shardgate/protocol/frame.hpp"
+#include "shardgate/protocol/scanner.hpp"
+
+namespace shardgate::proxy {
+
+// Why a link stopped relaying; the session decides what the client hears.
+enum class link_end : std::uint8_t {
+    client_closed,          // EOF or error reading the client
+    client_write_failed,    // the client went away while we wrote to it
+    client_protocol_error,  // bad length or over max_message_size (see client_error)
+    server_closed,          // EOF or error reading the server
+    server_write_failed,    // the server went away while we wrote to it
+    server_protocol_error,  // the server sent a malformed stream
+};
+std::string_view to_string(link_end e);
+
+// One session's two sockets while they are in the data plane. Touched only by the data-plane
+// thread between adopt() and on_end; the session reads the results after on_end.
+struct relay_link {
+    struct side {
+        relay_link* link;
+        bool client;
+    };
+    relay_link(int client, int server, std::uint32_t max_message_size);
+
+    int client_fd;
+    int server_fd;
+    side client_side{this, true};
+    side server_side{this, false};
+    protocol::message_scanner client_scanner;
+    protocol::message_scanner server_scanner;
+    std::vector<std::byte> to_client;  // unwritten rest; reading the server pauses meanwhile
+    std::vector<std::byte> to_server;  // unwritten rest; reading the client pauses meanwhile
+
+    bool client_terminated = false;  // Terminate seen; later client bytes are dropped
+    bool server_busy = false;        // client sent work since the last ReadyForQuery
+    bool server_sent_fatal = false;  // the server announced its own termination
+    bool server_at_boundary = true;  // bytes given to the client end at a message boundary
+    bool ended = false;
+    bool client_registered = false;  // in the epoll set
+    bool server_registered = false;
+    std::uint32_t client_events = 0;  // what the epoll set watches for, when registered
+    std::uint32_t server_events = 0;
+    link_end reason = link_end::client_closed;
+    protocol::frame_error client_error = protocol::frame_error::none;
+
+    // Called once, on the data-plane thread, after both fds left the epoll set.
+    std::function<void()> on_end;
+};
+
+class data_plane {
+  public:
+    data_plane();
+    ~data_plane();
+    data_plane(const data_plane&) = delete;
+    data_plane& operator=(const data_plane&) = delete;
+
+    void start();
+    void stop();  // links still relaying are ended with client_closed
+    // Thread-safe hand-over of a link whose sockets are connected and idle.
+    void adopt(std::shared_ptr<relay_link> link);
+
+  private:
+    void run();
+    void take_incoming();
+    void on_event(relay_link::side& s, std::uint32_t events);
+    void read_from(relay_link& l, bool client);
+    bool flush(relay_link& l, bool to_client);
+    void set_interest(relay_link& l, bool client, bool in, bool out);
+    void refresh_interest(relay_link& l);
+    void end(relay_link& l, link_end why);
+
+    int epfd_ = -1;
+    int wake_fd_ = -1;
+    std::mutex mu_;
+    std::vector<std::shared_ptr<relay_link>> incoming_;
+    std::unordered_map<relay_link*, std::shared_ptr<relay_link>> live_;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+}  // namespace shardgate::proxy
