@@ -9,55 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "client_fixture.hpp"
 #include "shardgate/testsupport/testsupport.hpp"
 
 using namespace shardgate::testsupport;
+using namespace client_tests;
 using namespace std::chrono_literals;
 
 namespace {
-
-using result_ptr = std::unique_ptr<PGresult, void (*)(PGresult*)>;
-result_ptr wrap(PGresult* r) {
-    return {r, PQclear};
-}
-
-// The test must not depend on the caller's PGOPTIONS, PGTZ, PGSSLMODE, ... (libpq reads them).
-void clear_pg_environment() {
-    std::vector<std::string> names;
-    for (char** e = environ; *e != nullptr; ++e) {
-        const std::string kv = *e;
-        if (kv.rfind("PG", 0) == 0) names.push_back(kv.substr(0, kv.find('=')));
-    }
-    for (const auto& n : names)
-        ::unsetenv(n.c_str());
-}
-
-struct fixture {
-    pg_topology topo;
-    std::unique_ptr<shardgate_process> sg;
-
-    fixture() : topo((clear_pg_environment(), pg_topology::builder().build())) {
-        topo.create_role("alice", "secret");
-        topo.create_database("app", "alice");
-        shardgate_config_options o;
-        o.users = {{"alice", "secret"}};
-        o.server_tls = "disable";
-        sg = std::make_unique<shardgate_process>(
-            shardgate_options{.config_toml = render_shardgate_config(topo, o)});
-    }
-    pg_server& pg() { return topo.shard(0).primary(); }
-    std::string proxy_conninfo() const { return info(sg->port()); }
-    std::string direct_conninfo() { return info(pg().port()); }
-    static std::string info(int port) {
-        return "host=127.0.0.1 port=" + std::to_string(port) +
-               " user=alice password=secret dbname=app sslmode=disable connect_timeout=10";
-    }
-};
-
-std::string sqlstate(const PGresult* r) {
-    const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    return s == nullptr ? "" : s;
-}
 
 // FNV-1a: a checksum to compare megabytes without printing them on a mismatch.
 std::uint64_t fnv1a(const std::string& s) {
