@@ -1,4 +1,6 @@
 // SCRAM-SHA-256 for Postgres: key math, SASLprep fast path, verifiers, server and client state.
+// One file on purpose (~560 lines): server and client share the attribute parsers, key math and
+// constant-time helpers of the anonymous namespace below; splitting them needs an internal header.
 // Parsing follows src/backend/libpq/auth-scram.c and src/interfaces/libpq/fe-auth-scram.c
 // (Postgres 15); error wording was checked against a running Postgres 15.18.
 #include "shardgate/protocol/scram.hpp"

@@ -179,20 +179,6 @@ std::string_view to_string(auth_method m) {
     return "?";
 }
 
-std::string_view to_string(server_tls_mode m) {
-    switch (m) {
-        case server_tls_mode::disable:
-            return "disable";
-        case server_tls_mode::prefer:
-            return "prefer";
-        case server_tls_mode::require:
-            return "require";
-        case server_tls_mode::verify_full:
-            return "verify-full";
-    }
-    return "?";
-}
-
 std::shared_ptr<const config> parse_config(std::string_view toml_text, const std::string& origin) {
     toml::table root;
     try {

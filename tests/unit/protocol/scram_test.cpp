@@ -1,4 +1,6 @@
 // SCRAM-SHA-256: RFC 7677 vector, exchanges captured from a real Postgres 15, our server and
+// One file on purpose (~550 lines): the RFC and Postgres-recorded vectors, exchanges and error
+// tables all use the same fixtures; split it along with scram.cpp.
 // client against each other, Postgres' error wording for every malformed field.
 #include <doctest/doctest.h>
 
