@@ -29,6 +29,7 @@ Options (environment variable in brackets; the option wins):
   --scale N             pgbench -i -s [SCALE] (default: 10)
   --warmup SECONDS      one warm-up run per target before round 1, 0 = none [WARMUP] (default: 2)
   --workers N           shardgate workers (default: not set, i.e. one per core) [WORKERS]
+  --data-planes N       shardgate data_planes (default: not set, i.e. cores - 1, at least 1) [DATA_PLANES]
   --latency             also record p50/p99 latency from pgbench --log files [LATENCY=1]
   --out FILE            markdown results file [OUT] (default: bench/results-<date>.md;
                         the raw per-run rows go next to it as <name>.runs.tsv)
@@ -47,7 +48,7 @@ shell_quote() { # args: shell words, quoted only where needed
     printf '%s' "${out% }"
 }
 ENVS="" # the settings that came from the environment, for the record
-for v in SHARDGATE POOL_MODE MODES CLIENTS TARGETS ROUNDS DURATION SCALE WARMUP WORKERS LATENCY OUT; do
+for v in SHARDGATE POOL_MODE MODES CLIENTS TARGETS ROUNDS DURATION SCALE WARMUP WORKERS DATA_PLANES LATENCY OUT; do
     [[ -z ${!v+x} ]] || ENVS+="$(shell_quote "$v=${!v}") "
 done
 SHARDGATE=${SHARDGATE:-$REPO_ROOT/build/proxy/shardgate}
@@ -60,6 +61,7 @@ DURATION=${DURATION:-10}
 SCALE=${SCALE:-10}
 WARMUP=${WARMUP:-2}
 WORKERS=${WORKERS:-}
+DATA_PLANES=${DATA_PLANES:-}
 LATENCY=${LATENCY:-0}
 OUT=${OUT:-}
 ORIG_ARGS=("$@")
@@ -77,6 +79,7 @@ while [[ $# -gt 0 ]]; do
         --scale) need_arg "$@"; SCALE=$2; shift 2 ;;
         --warmup) need_arg "$@"; WARMUP=$2; shift 2 ;;
         --workers) need_arg "$@"; WORKERS=$2; shift 2 ;;
+        --data-planes) need_arg "$@"; DATA_PLANES=$2; shift 2 ;;
         --latency) LATENCY=1; shift ;;
         --out) need_arg "$@"; OUT=$2; shift 2 ;;
         -h | --help) usage; exit 0 ;;
@@ -319,6 +322,7 @@ if has_target shardgate; then
         echo "listen_addr = \"127.0.0.1\""
         echo "listen_port = $SG_PORT"
         [[ -z $WORKERS ]] || echo "workers = $WORKERS"
+        [[ -z $DATA_PLANES ]] || echo "data_planes = $DATA_PLANES"
         echo "log_level = \"warn\""
         echo "shutdown_timeout_ms = 2000"
         echo
@@ -332,7 +336,10 @@ if has_target shardgate; then
         echo "password = \"bench\""
         echo "auth = \"scram-sha-256\""
     } >"$TMP/shardgate.toml"
-    "$TMP/shardgate" --config "$TMP/shardgate.toml" </dev/null >"$TMP/shardgate.log" 2>&1 &
+    # setsid: its own session, as PgBouncer has after daemonizing (-d). With the kernel's
+    # autogroup scheduling (sched_autogroup_enabled=1) each session is a scheduling group;
+    # left in this script's session, shardgate would share one CPU share with pgbench.
+    setsid "$TMP/shardgate" --config "$TMP/shardgate.toml" </dev/null >"$TMP/shardgate.log" 2>&1 &
     SG_PID=$!
     sleep 0.2
     kill -0 "$SG_PID" 2>/dev/null || { show_log "$TMP/shardgate.log"; die "shardgate exited at start"; }
@@ -485,8 +492,11 @@ DIRTY=$(cd "$REPO_ROOT" && git status --porcelain --untracked-files=no 2>/dev/nu
 CMD="bash bench/run.sh"
 [[ ${#ORIG_ARGS[@]} -eq 0 ]] || CMD+=" $(shell_quote "${ORIG_ARGS[@]}")"
 
+case $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo x) in
+    1) AUTOGROUP=on ;; 0) AUTOGROUP=off ;; *) AUTOGROUP=unknown ;;
+esac
 export ELAPSED TOTAL LOAD_BEFORE LOAD_AFTER START_DATE CPU_MODEL NPROC HEAD DIRTY CMD SCALE DURATION ROUNDS \
-    WARMUP POOL_MODE PG_VERSION PGB_VERSION SG_VERSION SG_SHA LATENCY WORKERS
+    WARMUP POOL_MODE PG_VERSION PGB_VERSION SG_VERSION SG_SHA LATENCY WORKERS DATA_PLANES AUTOGROUP
 "$PY" - "$RAW" "$OUT" "$ENVS" "${notes[@]}" <<'EOF'
 import csv, os, statistics, sys
 
@@ -575,6 +585,8 @@ md_table = "\n".join([line(header), sep] + [line(r) for r in table])
 mins, secs = divmod(int(E["ELAPSED"]), 60)
 tmins, tsecs = divmod(int(E["TOTAL"]), 60)
 workers = E["WORKERS"] or "one per core (default)"
+planes = E["DATA_PLANES"] or "cores − 1, at least 1 (default)"
+autogroup = E["AUTOGROUP"]
 doc = f"""# shardgate benchmark, {E['START_DATE']}
 
 Command: `{envs}{E['CMD'].strip()}`; pgbench runs took {mins}m{secs:02d}s, {tmins}m{tsecs:02d}s with setup
@@ -586,8 +598,9 @@ Command: `{envs}{E['CMD'].strip()}`; pgbench runs took {mins}m{secs:02d}s, {tmin
 - proxy CPU µs/txn: the proxy process's utime+stime (/proc/<pid>/stat) over the pgbench run, divided by the
   transactions processed; tps spread: (max − min) / median over the rounds
 - Postgres {E['PG_VERSION']} (fsync=off), {E['PGB_VERSION'] or 'PgBouncer not run'} pool_mode={E['POOL_MODE']},
-  {E['SG_VERSION'] or 'shardgate not run'} (binary sha256 {E['SG_SHA'] or '–'}, repo {E['HEAD']}{E['DIRTY']}, workers: {workers}), session mode
-- machine: {E['NPROC']} × {E['CPU_MODEL']}; pgbench, Postgres and the proxies all share it.
+  {E['SG_VERSION'] or 'shardgate not run'} (binary sha256 {E['SG_SHA'] or '–'}, repo {E['HEAD']}{E['DIRTY']}, workers: {workers}, data planes: {planes}), session mode
+- machine: {E['NPROC']} × {E['CPU_MODEL']}; pgbench, Postgres and the proxies all share it; kernel autogroup
+  scheduling: {autogroup}; Postgres, PgBouncer (-d) and shardgate (setsid) each run in their own session
   Load average (1/5/15 min) before: {E['LOAD_BEFORE']}, after: {E['LOAD_AFTER']}
 
 {md_table}
