@@ -85,4 +85,24 @@ awaitable<void> pg_stream::async_write_all(std::span<const std::byte> b, error_c
     if (pending_.capacity() > relay_chunk_size) pending_.shrink_to_fit();
 }
 
+void pg_stream::rebind(const asio::any_io_executor& ex) {
+    if (sock_->get_executor() == ex || !sock_->is_open()) return;
+    error_code ec;
+    const auto proto = sock_->local_endpoint(ec).protocol();
+    if (ec) return;
+    tcp::socket moved(ex);
+    moved.assign(proto, sock_->release(ec), ec);
+    // Move-assigning into the same heap object keeps the TLS stream's reference valid.
+    *sock_ = std::move(moved);
+    maybe_more_ = true;
+}
+
+void pg_stream::write_now(std::span<const std::byte> b) {
+    error_code ec;
+    if (!sock_->is_open()) return;
+    if (tls_) return;  // a TLS record needs the SSL state; the close alone will do
+    sock_->non_blocking(true, ec);
+    sock_->write_some(asio::buffer(b.data(), b.size()), ec);
+}
+
 }  // namespace shardgate::pool

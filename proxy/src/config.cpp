@@ -77,6 +77,48 @@ auth_method parse_auth(table_reader& r, const std::string& v) {
     r.error("auth", "must be one of scram-sha-256, md5, trust, not '" + v + "'");
 }
 
+// Reads the pool keys a table may set; `global` also checks cross-key consistency later.
+void load_pool(table_reader& r, pool_overrides& p) {
+    using ms = std::chrono::milliseconds;
+    constexpr std::int64_t day = 86400000;
+    auto opt_int = [&r](std::string_view key, std::int64_t lo,
+                        std::int64_t hi) -> std::optional<std::int64_t> {
+        if (r.node(key) == nullptr) {
+            (void)r.integer(key, 0, lo, hi);  // marks the key as known
+            return std::nullopt;
+        }
+        return r.integer(key, 0, lo, hi);
+    };
+    if (r.node("pool_mode") != nullptr) {
+        const auto m = r.str("pool_mode", "");
+        if (m == "session") {
+            p.mode = pool_mode::session;
+        } else if (m == "transaction") {
+            r.error("pool_mode", "transaction pooling is not available yet; use session");
+        } else {
+            r.error("pool_mode", "must be session or transaction, not '" + m + "'");
+        }
+    } else {
+        (void)r.str("pool_mode", "");
+    }
+    if (auto v = opt_int("pool_size", 1, 100000)) p.pool_size = static_cast<std::uint32_t>(*v);
+    if (auto v = opt_int("min_pool_size", 0, 100000))
+        p.min_pool_size = static_cast<std::uint32_t>(*v);
+    if (auto v = opt_int("reserve_pool_size", 0, 100000))
+        p.reserve_pool_size = static_cast<std::uint32_t>(*v);
+    if (auto v = opt_int("reserve_pool_timeout_ms", 0, day)) p.reserve_pool_timeout = ms(*v);
+    if (auto v = opt_int("checkout_timeout_ms", 1, day)) p.checkout_timeout = ms(*v);
+    if (auto v = opt_int("server_lifetime_ms", 0, 100 * day)) p.server_lifetime = ms(*v);
+    if (auto v = opt_int("server_lifetime_jitter_ms", 0, 100 * day))
+        p.server_lifetime_jitter = ms(*v);
+    if (auto v = opt_int("server_idle_timeout_ms", 0, 100 * day)) p.server_idle_timeout = ms(*v);
+    if (auto v = opt_int("server_check_delay_ms", 0, day)) p.server_check_delay = ms(*v);
+    if (r.node("server_reset_query") != nullptr)
+        p.server_reset_query = r.str("server_reset_query", "");
+    else
+        (void)r.str("server_reset_query", "");
+}
+
 server_tls_mode parse_tls_mode(table_reader& r, const std::string& v) {
     if (v == "disable") return server_tls_mode::disable;
     if (v == "prefer") return server_tls_mode::prefer;
@@ -90,6 +132,7 @@ void load_main(config& c, const toml::table& t, const std::string& origin) {
     c.listen_addr = r.str("listen_addr", c.listen_addr);
     c.listen_port = static_cast<std::uint16_t>(r.integer("listen_port", c.listen_port, 0, 65535));
     c.workers = static_cast<unsigned>(r.integer("workers", 0, 0, 256));
+    c.data_planes = static_cast<unsigned>(r.integer("data_planes", 0, 0, 256));
     c.max_client_conn =
         static_cast<std::uint32_t>(r.integer("max_client_conn", c.max_client_conn, 1, 1000000));
     c.max_message_size = static_cast<std::uint32_t>(
@@ -107,6 +150,13 @@ void load_main(config& c, const toml::table& t, const std::string& origin) {
     static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "off"};
     if (levels.count(c.log_level) == 0)
         r.error("log_level", "must be one of trace, debug, info, warn, error, off");
+    load_pool(r, c.pool);
+    c.server_backoff_initial = std::chrono::milliseconds(
+        r.integer("server_backoff_initial_ms", c.server_backoff_initial.count(), 1, 3600000));
+    c.server_backoff_max = std::chrono::milliseconds(
+        r.integer("server_backoff_max_ms", c.server_backoff_max.count(), 1, 86400000));
+    if (c.server_backoff_max < c.server_backoff_initial)
+        r.error("server_backoff_max_ms", "must not be smaller than server_backoff_initial_ms");
     c.tls_cert_file = r.str("tls_cert_file", "");
     c.tls_key_file = r.str("tls_key_file", "");
     if (c.tls_cert_file.empty() != c.tls_key_file.empty())
@@ -129,6 +179,7 @@ database_config load_database(std::string_view name, const toml::table& t,
         r.error("server_tls", "verify-full needs server_tls_ca_file");
     d.server_user = r.str("server_user", "");
     d.server_password = r.str("server_password", "");
+    load_pool(r, d.pool);
     r.finish();
     return d;
 }
@@ -151,6 +202,7 @@ user_config load_user(std::string_view name, const toml::table& t, const std::st
         r.error("md5_hash", "must be 'md5' followed by 32 hex digits");
     if (!u.scram_verifier.empty() && !protocol::auth::scram_verifier::parse(u.scram_verifier))
         r.error("scram_verifier", "is not a valid SCRAM-SHA-256 verifier");
+    load_pool(r, u.pool);
     if (u.scram_verifier.empty() && !u.password.empty()) {
         // Like Postgres storing a password: a verifier with a random salt, computed once here
         // rather than at every login.
@@ -177,6 +229,39 @@ std::string_view to_string(auth_method m) {
             return "trust";
     }
     return "?";
+}
+
+std::string_view to_string(pool_mode m) {
+    return m == pool_mode::session ? "session" : "transaction";
+}
+
+resolved_pool resolve_pool(const config& c, const database_config& d, const user_config& u) {
+    resolved_pool out;
+    auto& s = out.settings;
+    // Built-in defaults (PgBouncer's where it has one): lifetime 1 h cut by up to 10 %,
+    // idle timeout 10 min, liveness check after 30 s idle, wait at most 2 min.
+    auto pick = [&](auto member, auto def) {
+        if (u.pool.*member) return *(u.pool.*member);
+        if (d.pool.*member) return *(d.pool.*member);
+        if (c.pool.*member) return *(c.pool.*member);
+        return def;
+    };
+    out.mode = pick(&pool_overrides::mode, pool_mode::session);
+    s.pool_size = pick(&pool_overrides::pool_size, s.pool_size);
+    s.min_pool_size = std::min(pick(&pool_overrides::min_pool_size, s.min_pool_size), s.pool_size);
+    s.reserve_pool_size = pick(&pool_overrides::reserve_pool_size, s.reserve_pool_size);
+    s.reserve_pool_timeout = pick(&pool_overrides::reserve_pool_timeout, s.reserve_pool_timeout);
+    s.checkout_timeout = pick(&pool_overrides::checkout_timeout, s.checkout_timeout);
+    s.server_lifetime = pick(&pool_overrides::server_lifetime, s.server_lifetime);
+    s.server_lifetime_jitter =
+        pick(&pool_overrides::server_lifetime_jitter, s.server_lifetime / 10);
+    s.server_idle_timeout = pick(&pool_overrides::server_idle_timeout, s.server_idle_timeout);
+    s.server_check_delay = pick(&pool_overrides::server_check_delay, s.server_check_delay);
+    s.server_connect_timeout = c.server_connect_timeout;
+    s.backoff_initial = c.server_backoff_initial;
+    s.backoff_max = c.server_backoff_max;
+    out.server_reset_query = pick(&pool_overrides::server_reset_query, out.server_reset_query);
+    return out;
 }
 
 std::shared_ptr<const config> parse_config(std::string_view toml_text, const std::string& origin) {
@@ -216,7 +301,9 @@ std::shared_ptr<const config> parse_config(std::string_view toml_text, const std
     }
     if (c->databases.empty()) fail(origin, root.source(), "no [databases.<name>] configured");
     if (c->users.empty()) fail(origin, root.source(), "no [users.<name>] configured");
-    if (c->workers == 0) c->workers = std::max(1U, std::thread::hardware_concurrency());
+    const unsigned cores = std::max(1U, std::thread::hardware_concurrency());
+    if (c->workers == 0) c->workers = cores;
+    if (c->data_planes == 0) c->data_planes = std::max(1U, cores - 1);
     return c;
 }
 

@@ -5,10 +5,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
 #include "shardgate/pool/server_login.hpp"
+#include "shardgate/pool/server_pool.hpp"
 
 namespace shardgate::proxy {
 
@@ -18,12 +20,38 @@ std::string_view to_string(auth_method m);
 
 using pool::server_tls_mode;
 
+enum class pool_mode : std::uint8_t { session, transaction };
+std::string_view to_string(pool_mode m);
+
+// Pool settings as written at one level ([shardgate], [databases.X], [users.X]); what a pool
+// uses is resolved user > database > global (resolve_pool).
+struct pool_overrides {
+    std::optional<pool_mode> mode;
+    std::optional<std::uint32_t> pool_size;
+    std::optional<std::uint32_t> min_pool_size;
+    std::optional<std::uint32_t> reserve_pool_size;
+    std::optional<std::chrono::milliseconds> reserve_pool_timeout;
+    std::optional<std::chrono::milliseconds> checkout_timeout;
+    std::optional<std::chrono::milliseconds> server_lifetime;
+    std::optional<std::chrono::milliseconds> server_lifetime_jitter;
+    std::optional<std::chrono::milliseconds> server_idle_timeout;
+    std::optional<std::chrono::milliseconds> server_check_delay;
+    std::optional<std::string> server_reset_query;
+};
+
+struct resolved_pool {
+    pool_mode mode = pool_mode::session;
+    pool::pool_settings settings;
+    std::string server_reset_query = "DISCARD ALL";
+};
+
 struct user_config {
     std::string name;
     auth_method auth = auth_method::scram_sha_256;
     std::string password;        // plaintext, if given
     std::string scram_verifier;  // "SCRAM-SHA-256$iter:salt$stored:server", if given
     std::string md5_hash;        // "md5<32 hex>", if given
+    pool_overrides pool;
 };
 
 struct database_config {
@@ -35,12 +63,17 @@ struct database_config {
     std::string server_tls_ca_file;
     std::string server_user;      // empty: the client's user name
     std::string server_password;  // empty: the client user's password
+    pool_overrides pool;
 };
 
 struct config {
     std::string listen_addr = "127.0.0.1";
     std::uint16_t listen_port = 6432;
     unsigned workers = 0;  // 0: one per core
+    // Data-plane threads for relay_engine = "epoll". 0: one per core minus one (at least one),
+    // which leaves a core to logins, TLS and the control plane. Every plane sleeps and wakes on
+    // its own, so a plane more than the traffic needs costs wake-ups (CPU) per query.
+    unsigned data_planes = 0;
     std::uint32_t max_client_conn = 10000;
     std::uint32_t max_message_size = 256U * 1024 * 1024;
     std::chrono::milliseconds server_connect_timeout{5000};
@@ -53,12 +86,18 @@ struct config {
     std::string relay_engine = "epoll";
     std::string tls_cert_file;
     std::string tls_key_file;
+    pool_overrides pool;  // the defaults for every database and user
+    std::chrono::milliseconds server_backoff_initial{1000};
+    std::chrono::milliseconds server_backoff_max{30000};
 
     std::map<std::string, database_config, std::less<>> databases;
     std::map<std::string, user_config, std::less<>> users;
 
     [[nodiscard]] bool client_tls() const { return !tls_cert_file.empty(); }
 };
+
+// The pool settings for (database, user): user > database > global > built-in defaults.
+resolved_pool resolve_pool(const config& c, const database_config& d, const user_config& u);
 
 // Thrown by load_config with "file:line: what is wrong".
 class config_error : public std::runtime_error {

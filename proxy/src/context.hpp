@@ -26,6 +26,7 @@ struct proxy_context {
     // Data-plane threads (relay_engine = "epoll"); empty otherwise.
     std::vector<std::unique_ptr<data_plane>> planes;
     std::atomic<std::size_t> next_plane{0};
+    class pool_registry* pools = nullptr;  // owned by proxy_server
 
     // Builds the TLS contexts; throws config_error when a certificate or key cannot be loaded.
     void init_tls();

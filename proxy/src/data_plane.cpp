@@ -48,7 +48,7 @@ std::string_view to_string(link_end e) {
 relay_link::relay_link(int client, int server, std::uint32_t max_message_size)
     : client_fd(client),
       server_fd(server),
-      client_scanner(pr::type_set{'X'}, max_message_size, 0),
+      client_scanner(pr::exchange_tracker::client_types(), max_message_size, 0),
       server_scanner(pr::type_set{'Z', 'E'}, pr::postgres_max_message_length, 4096) {}
 
 data_plane::data_plane() {
@@ -113,19 +113,19 @@ void data_plane::run() {
         }
         // Links ended in this batch are released only now: later events of the batch may
         // still point into them.
-        for (auto it = live_.begin(); it != live_.end();) {
-            if (it->second->ended) {
-                ended.push_back(std::move(it->second));
-                it = live_.erase(it);
-            } else {
-                ++it;
-            }
+        for (relay_link* l : ended_) {
+            auto it = live_.find(l);
+            if (it == live_.end()) continue;
+            ended.push_back(std::move(it->second));
+            live_.erase(it);
         }
+        ended_.clear();
         ended.clear();
     }
     for (auto& [p, l] : live_)
         end(*l, link_end::client_closed);
     live_.clear();
+    ended_.clear();
 }
 
 void data_plane::take_incoming() {
@@ -194,30 +194,41 @@ void data_plane::read_from(relay_link& l, bool client) {
             return end(l, client ? link_end::client_closed : link_end::server_closed);
         }
         if (n == 0) return end(l, client ? link_end::client_closed : link_end::server_closed);
-        const auto chunk = std::span<const std::byte>(buf.data(), static_cast<std::size_t>(n));
+        auto chunk = std::span<const std::byte>(buf.data(), static_cast<std::size_t>(n));
+        if (client && l.tracker.terminated()) {
+            // After Terminate the client is only watched for its close (which cancels work
+            // still running for it); what it sends is dropped, as Postgres reads nothing more.
+            if (static_cast<std::size_t>(n) < buf.size()) return;
+            continue;
+        }
         if (client) {
-            if (l.client_terminated) {  // Postgres reads nothing after Terminate
-                if (static_cast<std::size_t>(n) < buf.size()) return;
-                continue;
-            }
-            const auto err = l.client_scanner.feed(chunk, [&](char t, auto, bool) {
-                if (t == 'X') l.client_terminated = true;
-            });
-            if (err != pr::frame_error::none) {
+            std::size_t forward = chunk.size();
+            const auto err =
+                l.client_scanner.feed(chunk, [&](char t, std::span<const std::byte> body, bool) {
+                    if (l.tracker.terminated()) return;  // Postgres reads nothing after it
+                    l.tracker.on_client(t);
+                    if (t != 'X') return;
+                    // Terminate is not forwarded: cut the chunk where it starts.
+                    const auto* p = body.data();
+                    if (p != nullptr && p >= chunk.data() + 5 && p <= chunk.data() + chunk.size())
+                        forward = static_cast<std::size_t>(p - chunk.data()) - 5;
+                    else  // its header straddled reads: part of it already went out
+                        forward = 0, l.tracker.mark_dirty();
+                });
+            if (err != pr::frame_error::none && !l.tracker.terminated()) {
                 l.client_error = err;
                 return end(l, link_end::client_protocol_error);
             }
-            // A lone Terminate does not give the server work.
-            if (!(l.client_terminated && n == 5)) l.server_busy = true;
+            chunk = chunk.first(forward);
         } else {
             const auto err =
                 l.server_scanner.feed(chunk, [&](char t, std::span<const std::byte> body, bool) {
                     if (t == 'Z') {
-                        l.server_busy = false;
+                        l.tracker.on_ready(body.empty() ? 'I' : static_cast<char>(body[0]));
                     } else if (t == 'E') {
                         auto e = pr::be::decode_error_response(body);
                         if (e && (e->severity() == "FATAL" || e->severity() == "PANIC"))
-                            l.server_sent_fatal = true;
+                            l.tracker.on_fatal();
                     }
                 });
             if (err != pr::frame_error::none) return end(l, link_end::server_protocol_error);
@@ -242,7 +253,16 @@ void data_plane::read_from(relay_link& l, bool client) {
             return;
         }
         if (!client) l.server_at_boundary = l.server_scanner.at_boundary();
+        if (l.tracker.terminated()) return finish_if_terminated(l);
         if (static_cast<std::size_t>(n) < buf.size()) return;  // drained; LT reports more
+    }
+}
+
+void data_plane::finish_if_terminated(relay_link& l) {
+    if (l.ended || !l.tracker.terminated()) return;
+    if (l.to_server.empty() && l.to_client.empty() && l.server_at_boundary &&
+        l.tracker.server_idle()) {
+        end(l, link_end::client_closed);
     }
 }
 
@@ -267,6 +287,7 @@ bool data_plane::flush(relay_link& l, bool to_client) {
     // This side no longer needs EPOLLOUT; the source side may read again.
     refresh_interest(l);
     read_from(l, !to_client);  // level-triggered would report it too; saves a wake-up
+    finish_if_terminated(l);
     return !l.ended;
 }
 
@@ -277,6 +298,7 @@ void data_plane::end(relay_link& l, link_end why) {
     if (l.client_registered) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, l.client_fd, nullptr);
     if (l.server_registered) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, l.server_fd, nullptr);
     l.client_registered = l.server_registered = false;
+    ended_.push_back(&l);
     if (l.on_end) l.on_end();
 }
 

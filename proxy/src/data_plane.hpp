@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "shardgate/protocol/exchange_tracker.hpp"
 #include "shardgate/protocol/frame.hpp"
 #include "shardgate/protocol/scanner.hpp"
 
@@ -49,9 +50,9 @@ struct relay_link {
     std::vector<std::byte> to_client;  // unwritten rest; reading the server pauses meanwhile
     std::vector<std::byte> to_server;  // unwritten rest; reading the client pauses meanwhile
 
-    bool client_terminated = false;  // Terminate seen; later client bytes are dropped
-    bool server_busy = false;        // client sent work since the last ReadyForQuery
-    bool server_sent_fatal = false;  // the server announced its own termination
+    // Replies owed, transaction status, Terminate (not forwarded: the server connection
+    // outlives the client), FATAL from the server.
+    protocol::exchange_tracker tracker;
     bool server_at_boundary = true;  // bytes given to the client end at a message boundary
     bool ended = false;
     bool client_registered = false;  // in the epoll set
@@ -86,12 +87,15 @@ class data_plane {
     void set_interest(relay_link& l, bool client, bool in, bool out);
     void refresh_interest(relay_link& l);
     void end(relay_link& l, link_end why);
+    // After a Terminate: ends the link once the server has answered what came before it.
+    void finish_if_terminated(relay_link& l);
 
     int epfd_ = -1;
     int wake_fd_ = -1;
     std::mutex mu_;
     std::vector<std::shared_ptr<relay_link>> incoming_;
     std::unordered_map<relay_link*, std::shared_ptr<relay_link>> live_;
+    std::vector<relay_link*> ended_;  // ended since the last batch; still in live_
     std::atomic<bool> stop_{false};
     std::thread thread_;
 };

@@ -1,7 +1,9 @@
 // The pool module's I/O vocabulary, as the proxy's sessions and listener use it.
 #pragma once
 
-#include "io.hpp"
+#include "shardgate/pool/server_conn.hpp"
+#include "shardgate/pool/server_login.hpp"
+#include "shardgate/pool/stream.hpp"
 
 namespace shardgate::proxy {
 
@@ -16,6 +18,7 @@ using pool::ec_token;
 using pool::error_code;
 using pool::pg_stream;
 using pool::scram_keys;
+using pool::server_conn;
 using pool::server_login_request;
 using pool::server_login_result;
 using pool::tcp;

@@ -13,9 +13,11 @@ proxy_server::proxy_server(std::shared_ptr<const config> cfg) {
     ctx_.init_tls();
     const unsigned n = std::max(1U, ctx_.cfg->workers);
     if (ctx_.cfg->relay_engine == "epoll") {
-        for (unsigned i = 0; i < n; ++i)
+        for (unsigned i = 0; i < std::max(1U, ctx_.cfg->data_planes); ++i)
             ctx_.planes.push_back(std::make_unique<data_plane>());
     }
+    pools_ = std::make_unique<pool_registry>(ctx_.cfg, ctx_.server_tls, main_io_.get_executor());
+    ctx_.pools = pools_.get();
     for (unsigned i = 0; i < n; ++i) {
         // concurrency hint 1: each worker's io_context is only ever run by its own thread.
         worker_io_.push_back(std::make_unique<asio::io_context>(1));
@@ -24,6 +26,7 @@ proxy_server::proxy_server(std::shared_ptr<const config> cfg) {
 }
 
 proxy_server::~proxy_server() {
+    if (pools_) pools_->close_all();
     for (auto& w : work_)
         w.reset();
     for (auto& io : worker_io_)
@@ -50,9 +53,10 @@ int proxy_server::run() {
     signals_.async_wait([this](error_code ec, int signo) {
         if (!ec) on_signal(signo);
     });
+    pools_->start();
     asio::co_spawn(main_io_, accept_loop(), asio::detached);
-    spdlog::info("shardgate listening on {}:{} with {} workers", cfg.listen_addr,
-                 acceptor_.local_endpoint().port(), worker_io_.size());
+    spdlog::info("shardgate listening on {}:{} with {} workers and {} data planes", cfg.listen_addr,
+                 acceptor_.local_endpoint().port(), worker_io_.size(), ctx_.planes.size());
     main_io_.run();
     for (auto& w : work_)
         w.reset();
@@ -61,6 +65,7 @@ int proxy_server::run() {
     for (auto& t : threads_)
         t.join();
     threads_.clear();
+    pools_->close_all();
     for (auto& p : ctx_.planes)
         p->stop();
     spdlog::info("shardgate stopped");

@@ -7,6 +7,7 @@
 
 #include "context.hpp"
 #include "io.hpp"
+#include "pools.hpp"
 
 namespace shardgate::proxy {
 
@@ -34,6 +35,7 @@ class proxy_server {
     tcp::acceptor acceptor_{main_io_};
     asio::signal_set signals_{main_io_};
     std::size_t next_worker_ = 0;
+    std::unique_ptr<pool_registry> pools_;  // destroyed first: its sockets use the io_contexts
 };
 
 }  // namespace shardgate::proxy

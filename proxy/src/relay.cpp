@@ -14,12 +14,14 @@ namespace pr = shardgate::protocol;
 namespace {}  // namespace
 
 awaitable<void> client_session::relay() {
-    if (!ctx_.planes.empty() && !client_.is_tls() && !server_->is_tls())
+    if (!ctx_.planes.empty() && !client_.is_tls() && !server().is_tls())
         co_return co_await relay_in_data_plane();
     auto self = shared_from_this();
     auto ex = client_.socket().get_executor();
-    // Both pumps run on this session's thread; whichever ends first closes both sockets, which
-    // ends the other. The session stays alive until both have returned.
+    // Both pumps run on this session's thread. Whichever ends first stops the other: the
+    // client pump by closing the client socket, the server pump by cancelling the server's
+    // pending read (the server connection itself stays open for the pool). The session stays
+    // alive until both have returned.
     asio::steady_timer both_done(ex, asio::steady_timer::time_point::max());
     int running = 2;
     auto on_done = [&running, &both_done](const std::exception_ptr&) {
@@ -29,45 +31,167 @@ awaitable<void> client_session::relay() {
     asio::co_spawn(ex, pump_server_to_client(self), on_done);
     error_code ec;
     co_await both_done.async_wait(ec_token(ec));
+    co_await finish_relay();
+}
+
+void client_session::stop_pumps() {
+    pumps_stopping_ = true;
+    error_code ignored;
+    client_.socket().cancel(ignored);
+    server().socket().cancel(ignored);
 }
 
 awaitable<void> client_session::pump_client_to_server(
     std::shared_ptr<client_session> /*self: keeps the session alive*/) {
-    // Terminate ends the client's half: like Postgres, the server still answers what came
-    // before it and then closes, and the server pump relays that. Other messages are only
-    // counted and forwarded.
-    pr::message_scanner scanner(pr::type_set{'X'}, cfg_->max_message_size, 0);
+    // Messages are only counted (exchange_tracker) and forwarded, except Terminate: the
+    // server connection outlives this client, so Terminate ends the client's half here. Like
+    // Postgres, the server still answers what came before it; the server pump then ends.
+    pr::message_scanner scanner(pr::exchange_tracker::client_types(), cfg_->max_message_size, 0);
     error_code ec;
-    for (;;) {
-        const auto chunk = co_await client_.async_read_chunk(ec);
-        if (ec) break;                     // the client closed its socket (or it failed)
-        if (client_terminated_) continue;  // Postgres reads nothing after Terminate
-        const std::size_t n = chunk.size();
-        const auto err = scanner.feed(chunk, [&](char type, std::span<const std::byte>, bool) {
-            if (type == 'X') client_terminated_ = true;
+    while (!pumps_stopping_) {
+        auto chunk = co_await client_.async_read_chunk(ec);
+        if (ec || pumps_stopping_) {
+            if (!pumps_stopping_) end_ = link_end::client_closed;
+            break;
+        }
+        // After Terminate the client is only watched for its close (which cancels work still
+        // running for it); what it sends is dropped, as Postgres reads nothing more.
+        if (tracker_.terminated()) continue;
+        std::size_t forward = chunk.size();
+        const auto err = scanner.feed(chunk, [&](char t, std::span<const std::byte> body, bool) {
+            if (tracker_.terminated()) return;
+            tracker_.on_client(t);
+            if (t != 'X') return;
+            const auto* p = body.data();
+            if (p != nullptr && p >= chunk.data() + 5 && p <= chunk.data() + chunk.size())
+                forward = static_cast<std::size_t>(p - chunk.data()) - 5;
+            else
+                forward = 0, tracker_.mark_dirty();
+        });
+        if (err != pr::frame_error::none && !tracker_.terminated()) {
+            end_ = link_end::client_protocol_error;
+            client_error_ = err;
+            break;
+        }
+        client_at_boundary_ = scanner.at_boundary();
+        if (forward > 0) {
+            co_await server().async_write_all(chunk.first(forward), ec);
+            if (ec) {
+                if (pumps_stopping_)
+                    tracker_.mark_dirty();  // cut mid-write: the server has part of it
+                else
+                    end_ = link_end::server_write_failed;
+                break;
+            }
+        }
+        if (tracker_.terminated() && tracker_.server_idle() && server_at_boundary_) {
+            end_ = link_end::client_closed;
+            break;
+        }
+        // Otherwise the server pump ends the relay once the answers still owed are out.
+    }
+    stop_pumps();
+}
+
+awaitable<void> client_session::pump_server_to_client(
+    std::shared_ptr<client_session> /*self: keeps the session alive*/) {
+    pr::message_scanner scanner(pr::type_set{'Z', 'E'}, pr::postgres_max_message_length, 4096);
+    error_code ec;
+    while (!pumps_stopping_) {
+        const auto chunk = co_await server().async_read_chunk(ec);
+        if (ec || pumps_stopping_) {
+            if (!pumps_stopping_) end_ = link_end::server_closed;
+            break;
+        }
+        const auto err = scanner.feed(chunk, [&](char type, std::span<const std::byte> body, bool) {
+            if (type == 'Z') {
+                tracker_.on_ready(body.empty() ? 'I' : static_cast<char>(body[0]));
+            } else if (type == 'E') {
+                auto e = pr::be::decode_error_response(body);
+                if (e && (e->severity() == "FATAL" || e->severity() == "PANIC"))
+                    tracker_.on_fatal();
+            }
         });
         if (err != pr::frame_error::none) {
-            co_await reject_client_stream(err);
-            co_return close_all();
+            end_ = link_end::server_protocol_error;
+            break;
         }
-        // A lone Terminate does not give the server work.
-        if (!(client_terminated_ && n == 5)) server_busy_ = true;
-        co_await server_->async_write_all(chunk, ec);
-        if (ec) co_return close_all();  // the server pump reports the lost server
+        co_await client_.async_write_all(chunk, ec);
+        server_at_boundary_ = scanner.at_boundary();
+        if (ec) {
+            end_ = link_end::client_write_failed;
+            break;
+        }
+        if (tracker_.terminated() && tracker_.server_idle() && server_at_boundary_) {
+            end_ = link_end::client_closed;
+            break;
+        }
     }
-    if (server_busy_ && key_issued_) {
-        // Nobody can read the answer any more: stop the server's work rather than let it run
-        // to completion unobserved, as it would if we only closed the connection.
-        if (auto target = ctx_.cancels.find(key_))
-            co_await async_send_cancel(client_.socket().get_executor(), *target);
+    stop_pumps();
+}
+
+awaitable<void> client_session::finish_relay() {
+    // Decides what the client hears and what happens to the server connection.
+    auto ex = client_.socket().get_executor();
+    conn_->txn_status = tracker_.txn_status();
+    const bool server_clean = tracker_.server_idle() && server_at_boundary_ &&
+                              client_at_boundary_ && !tracker_.dirty() &&
+                              !tracker_.server_fatal() && server().is_open();
+    switch (end_) {
+        case link_end::client_closed:
+        case link_end::client_write_failed:
+            if (!server_clean && !tracker_.server_idle() && key_issued_) {
+                // Nobody can read the answer any more: stop the server's work rather than
+                // let it run to completion unobserved.
+                if (auto target = ctx_.cancels.find(key_)) co_await async_send_cancel(ex, *target);
+            }
+            break;
+        case link_end::client_protocol_error:
+            co_await reject_client_stream(client_error_);
+            break;
+        case link_end::server_closed:
+        case link_end::server_write_failed:
+            if (!tracker_.terminated()) co_await report_server_lost();
+            break;
+        case link_end::server_protocol_error:
+            spdlog::error("server for database {} sent a malformed stream, closing",
+                          database_name_);
+            break;
     }
-    close_all();
+    const bool reusable =
+        server_clean && (end_ == link_end::client_closed || end_ == link_end::client_write_failed);
+    client_.close();
+    co_await release_server(reusable);
+}
+
+awaitable<void> client_session::release_server(bool reusable) {
+    if (!conn_) co_return;
+    // Past its lifetime: closed now, no point in cleaning it first.
+    if (pool::steady::now() >= conn_->expires) reusable = false;
+    if (reusable && conn_->txn_status != 'I') {
+        // The client left inside a transaction block: roll it back before the reset.
+        auto r = co_await pool::async_exec(*conn_, "ROLLBACK", cfg_->server_connect_timeout);
+        reusable = r.ok && r.error.empty() && r.txn_status == 'I';
+    }
+    if (reusable && !pool_->cfg.server_reset_query.empty()) {
+        auto r = co_await pool::async_exec(*conn_, pool_->cfg.server_reset_query,
+                                           cfg_->server_connect_timeout);
+        reusable = r.ok && r.error.empty() && r.txn_status == 'I';
+        if (!reusable)
+            spdlog::warn("pool {}: server_reset_query failed ({}); closing the connection",
+                         pool_->pool->name(), r.error_message);
+        conn_->applied.clear();
+    }
+    if (reusable)
+        pool_->pool->checkin(std::move(conn_));
+    else
+        pool_->pool->discard(std::move(conn_));
 }
 
 awaitable<void> client_session::reject_client_stream(protocol::frame_error err) {
     // Postgres answers an oversized or malformed message with a FATAL error.
     spdlog::info("client {}@{}: {}, closing", user_name_, database_name_, pr::to_string(err));
-    if (!server_at_boundary_ || server_busy_) co_return;  // an error now would corrupt the stream
+    if (!server_at_boundary_ || !tracker_.server_idle()) co_return;  // would corrupt the stream
     const bool too_large = err == pr::frame_error::too_large;
     co_await send_error(
         {pr::severity::fatal,
@@ -76,41 +200,10 @@ awaitable<void> client_session::reject_client_stream(protocol::frame_error err) 
     co_await drain_client();
 }
 
-awaitable<void> client_session::pump_server_to_client(
-    std::shared_ptr<client_session> /*self: keeps the session alive*/) {
-    pr::message_scanner scanner(pr::type_set{'Z', 'E'}, pr::postgres_max_message_length, 4096);
-    error_code ec;
-    for (;;) {
-        const auto chunk = co_await server_->async_read_chunk(ec);
-        if (ec) {
-            if (!client_terminated_ && client_.is_open()) co_await report_server_lost();
-            break;
-        }
-        const auto err = scanner.feed(chunk, [&](char type, std::span<const std::byte> body, bool) {
-            if (type == 'Z') {
-                server_busy_ = false;
-            } else if (type == 'E') {
-                auto e = pr::be::decode_error_response(body);
-                if (e && (e->severity() == "FATAL" || e->severity() == "PANIC"))
-                    server_sent_fatal_ = true;
-            }
-        });
-        if (err != pr::frame_error::none) {
-            spdlog::error("server for database {} sent a malformed stream ({}), closing",
-                          database_name_, pr::to_string(err));
-            break;
-        }
-        co_await client_.async_write_all(chunk, ec);
-        server_at_boundary_ = scanner.at_boundary();
-        if (ec) break;
-    }
-    close_all();
-}
-
 awaitable<void> client_session::report_server_lost() {
     // An error can only be injected between messages; the server's own FATAL already told the
     // client why it is going away.
-    if (server_sent_fatal_ || !server_at_boundary_) co_return;
+    if (tracker_.server_fatal() || !server_at_boundary_ || !client_.is_open()) co_return;
     co_await send_error(
         {pr::severity::fatal, pr::sqlstate::connection_failure,
          "server closed the connection unexpectedly",
@@ -136,9 +229,10 @@ awaitable<void> client_session::relay_in_data_plane() {
     auto ex = client_.socket().get_executor();
     error_code ec;
     const auto client_proto = client_.socket().local_endpoint(ec).protocol();
-    const auto server_proto = server_->socket().local_endpoint(ec).protocol();
+    const auto server_proto = server().socket().local_endpoint(ec).protocol();
     auto link = std::make_shared<relay_link>(client_.socket().release(ec),
-                                             server_->socket().release(ec), cfg_->max_message_size);
+                                             server().socket().release(ec), cfg_->max_message_size);
+    link->tracker = tracker_;
     // The data plane wakes this coroutine through its own executor once the link ends.
     auto done = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
     link->on_end = [ex, done] { asio::post(ex, [done] { done->cancel(); }); };
@@ -149,31 +243,13 @@ awaitable<void> client_session::relay_in_data_plane() {
 
     // Back on this worker: take the sockets and the relay's findings back.
     client_.socket().assign(client_proto, link->client_fd, ec);
-    server_->socket().assign(server_proto, link->server_fd, ec);
-    server_busy_ = link->server_busy;
-    client_terminated_ = link->client_terminated;
-    server_sent_fatal_ = link->server_sent_fatal;
+    server().socket().assign(server_proto, link->server_fd, ec);
+    tracker_ = link->tracker;
     server_at_boundary_ = link->server_at_boundary;
-    switch (link->reason) {
-        case link_end::client_closed:
-        case link_end::client_write_failed:
-            if (server_busy_ && key_issued_) {
-                if (auto target = ctx_.cancels.find(key_)) co_await async_send_cancel(ex, *target);
-            }
-            break;
-        case link_end::client_protocol_error:
-            co_await reject_client_stream(link->client_error);
-            break;
-        case link_end::server_closed:
-        case link_end::server_write_failed:
-            if (!client_terminated_) co_await report_server_lost();
-            break;
-        case link_end::server_protocol_error:
-            spdlog::error("server for database {} sent a malformed stream, closing",
-                          database_name_);
-            break;
-    }
-    close_all();
+    client_at_boundary_ = link->client_scanner.at_boundary();
+    end_ = link->reason;
+    client_error_ = link->client_error;
+    co_await finish_relay();
 }
 
 }  // namespace shardgate::proxy

@@ -34,6 +34,7 @@ client_session::client_session(proxy_context& ctx, tcp::socket sock)
 }
 
 client_session::~client_session() {
+    if (conn_) pool_->pool->discard(std::move(conn_));  // a path that did not release it
     if (key_issued_) ctx_.cancels.release(key_);
     ctx_.clients.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -46,7 +47,9 @@ void client_session::set_phase(session_phase p) {
 
 void client_session::close_all() {
     client_.close();
-    if (server_) server_->close();
+    // The pooled connection is closed, not freed: a coroutine may be using it; whoever
+    // releases it then finds it closed and discards it.
+    if (conn_) conn_->stream.close();
     login_deadline_.disarm();
 }
 
@@ -78,7 +81,7 @@ awaitable<void> client_session::run() {
     set_phase(session_phase::relay);
     co_await relay();
     set_phase(session_phase::closed);
-    close_all();
+    client_.close();
 }
 
 awaitable<bool> client_session::login_to_server() {
@@ -89,21 +92,12 @@ awaitable<bool> client_session::login_to_server() {
         co_return false;
     }
     db_ = &db_it->second;
-    server_login_request req;
-    req.backend = backend_address{db_->name, db_->host, db_->port, db_->dbname, db_->server_tls};
-    req.user = db_->server_user.empty() ? user_name_ : db_->server_user;
-    const bool same_user = req.user == user_name_;
-    req.password = !db_->server_password.empty()     ? db_->server_password
-                   : (same_user && user_ != nullptr) ? user_->password
-                                                     : std::string();
-    if (same_user && user_ != nullptr) req.md5_hash = user_->md5_hash;
-    if (same_user && db_->server_password.empty()) req.keys = scram_keys_;
-    req.params = startup_params_;
-    auto tls_it = ctx_.server_tls.find(db_->name);
-    req.tls = tls_it == ctx_.server_tls.end() ? nullptr : tls_it->second.get();
-    req.timeout = cfg_->server_connect_timeout;
+    auto user_it = cfg_->users.find(user_name_);
+    if (user_it == cfg_->users.end()) co_return false;  // authentication refused it already
+    pool_ = ctx_.pools->get(*db_, user_it->second);
+    if (scram_keys_) pool_->learn_keys(*scram_keys_);
 
-    auto res = co_await async_server_login(client_.socket().get_executor(), std::move(req));
+    auto res = co_await pool_->pool->checkout(client_.socket().get_executor(), startup_params_);
     if (!res.ok()) {
         if (!res.server_error.empty()) {
             // The server's own refusal (wrong server password, too many connections, unknown
@@ -111,23 +105,157 @@ awaitable<bool> client_session::login_to_server() {
             out_.bytes(res.server_error);
             co_await flush_out();
         } else {
-            spdlog::warn("login to {}:{} for database {} failed: {}", db_->host, db_->port,
-                         db_->name, res.error_message);
-            co_await send_error(
-                {pr::severity::fatal, res.error_code, "shardgate: " + res.error_message});
+            spdlog::warn("database {} user {}: no server connection: {}", db_->name, user_name_,
+                         res.error_message);
+            const std::string msg = "shardgate: " + res.error_message;
+            co_await send_error({pr::severity::fatal, res.error_code, msg});
         }
         co_return false;
     }
-    server_.emplace(std::move(*res.stream));
+    conn_ = std::move(res.conn);
+    if (!co_await apply_startup_params()) co_return false;
     key_ = ctx_.cancels.issue();
     key_issued_ = true;
-    ctx_.cancels.set_target(key_, cancel_target{db_->host, db_->port, res.server_key});
+    ctx_.cancels.set_target(key_, cancel_target{db_->host, db_->port, conn_->key});
 
-    // Greeting, in Postgres' order: ParameterStatus..., BackendKeyData, ReadyForQuery.
-    out_.bytes(res.greeting);
+    // Greeting, in Postgres' order: ParameterStatus..., BackendKeyData, ReadyForQuery. The
+    // parameters are the connection's, after the client's settings were applied.
+    for (const auto& [name, value] : conn_->params)
+        pr::be::encode(out_, pr::be::parameter_status{name, value});
     pr::be::encode(out_, pr::be::backend_key_data{key_.pid, key_.secret});
-    pr::be::encode(out_, pr::be::ready_for_query{res.txn_status});
+    pr::be::encode(out_, pr::be::ready_for_query{'I'});
     co_return co_await flush_out();
+}
+
+namespace {
+
+// An E'' literal: valid whatever standard_conforming_strings says.
+void append_literal(std::string& sql, std::string_view v) {
+    sql += "E'";
+    for (char ch : v) {
+        if (ch == '\'' || ch == '\\') sql += ch;
+        sql += ch;
+    }
+    sql += '\'';
+}
+
+// Splits a startup `options` value into -c name=value / --name=value settings, as the
+// Postgres backend reads it (whitespace separates words, backslash escapes the next char).
+// Returns false for anything else.
+bool parse_options(std::string_view opts, std::vector<std::pair<std::string, std::string>>& out,
+                   std::string& bad) {
+    std::vector<std::string> words;
+    std::string cur;
+    bool in_word = false;
+    for (std::size_t i = 0; i < opts.size(); ++i) {
+        const char ch = opts[i];
+        if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v') {
+            if (in_word) words.push_back(std::move(cur)), cur.clear(), in_word = false;
+            continue;
+        }
+        in_word = true;
+        if (ch == '\\' && i + 1 < opts.size()) {
+            cur += opts[++i];
+        } else {
+            cur += ch;
+        }
+    }
+    if (in_word) words.push_back(std::move(cur));
+    for (std::size_t i = 0; i < words.size(); ++i) {
+        std::string setting;
+        if (words[i] == "-c" && i + 1 < words.size()) {
+            setting = words[++i];
+        } else if (words[i].rfind("-c", 0) == 0 && words[i].size() > 2) {
+            setting = words[i].substr(2);
+        } else if (words[i].rfind("--", 0) == 0 && words[i].size() > 2) {
+            setting = words[i].substr(2);
+        } else {
+            bad = words[i];
+            return false;
+        }
+        const auto eq = setting.find('=');
+        if (eq == std::string::npos || eq == 0) {
+            bad = setting;
+            return false;
+        }
+        auto name = setting.substr(0, eq);
+        for (auto& ch : name)
+            if (ch == '-') ch = '_';  // --statement-timeout=... as Postgres accepts it
+        out.emplace_back(std::move(name), setting.substr(eq + 1));
+    }
+    return true;
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (auto& ch : out)
+        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return out;
+}
+
+}  // namespace
+
+awaitable<bool> client_session::apply_startup_params() {
+    // Server connections are opened with only user and database; each client's startup
+    // parameters (and -c settings in `options`) are applied with set_config(), which reads
+    // values as the startup packet would (lists like search_path included), and only where
+    // the connection's value differs.
+    // A connection opened with exactly these parameters needs nothing.
+    if (conn_->startup_key == pool::startup_key(startup_params_)) co_return true;
+    std::vector<std::pair<std::string, std::string>> wanted;
+    for (const auto& [k, v] : startup_params_) {
+        if (k == "options") {
+            std::string bad;
+            if (!parse_options(v, wanted, bad)) {
+                // Strings in locals: GCC 12 mishandles temporaries inside co_await operands.
+                const std::string msg = "shardgate: unsupported startup option \"" + bad + "\"";
+                co_await send_error({pr::severity::fatal, pr::sqlstate::feature_not_supported, msg,
+                                     "Only -c name=value and --name=value are supported in "
+                                     "options."});
+                pool_->pool->checkin(std::move(conn_));  // untouched, still clean
+                co_return false;
+            }
+        } else {
+            wanted.emplace_back(k, v);
+        }
+    }
+    std::string sql;
+    std::vector<std::pair<std::string, std::string>> applied;
+    for (const auto& [k, v] : wanted) {
+        const auto key = lower(k);
+        const std::string* reported = nullptr;
+        for (const auto& [n, val] : conn_->params)
+            if (lower(n) == key) reported = &val;
+        if (reported != nullptr && *reported == v) continue;
+        if (reported == nullptr) {
+            auto it = conn_->applied.find(key);
+            if (it != conn_->applied.end() && it->second == v) continue;
+        }
+        sql += sql.empty() ? "SELECT " : ", ";
+        sql += "pg_catalog.set_config(";
+        append_literal(sql, k);
+        sql += ", ";
+        append_literal(sql, v);
+        sql += ", false)";
+        if (reported == nullptr) applied.emplace_back(key, v);
+    }
+    if (sql.empty()) co_return true;
+    auto r = co_await pool::async_exec(*conn_, sql, cfg_->server_connect_timeout);
+    if (!r.ok || !r.error.empty() || r.txn_status != 'I') {
+        // Postgres refuses a bad startup parameter with FATAL and the same message.
+        const std::string code =
+            r.error_code.empty() ? std::string(pr::sqlstate::connection_failure) : r.error_code;
+        co_await send_error({pr::severity::fatal, code, r.error_message});
+        auto c = std::move(conn_);
+        if (r.ok && r.txn_status == 'I')
+            pool_->pool->checkin(std::move(c));
+        else
+            pool_->pool->discard(std::move(c));
+        co_return false;
+    }
+    for (auto& [k, v] : applied)
+        conn_->applied[k] = v;
+    co_return true;
 }
 
 void start_session(proxy_context& ctx, tcp::socket sock) {

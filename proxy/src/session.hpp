@@ -11,8 +11,11 @@
 #include <vector>
 
 #include "context.hpp"
+#include "data_plane.hpp"
 #include "io.hpp"
+#include "pools.hpp"
 #include "shardgate/protocol/errors.hpp"
+#include "shardgate/protocol/exchange_tracker.hpp"
 #include "shardgate/protocol/frame.hpp"
 #include "shardgate/protocol/write_buffer.hpp"
 
@@ -50,13 +53,17 @@ class client_session : public std::enable_shared_from_this<client_session> {
     awaitable<bool> authenticate_md5();
     awaitable<bool> fail_scram(const protocol::auth::scram_error& err);
     awaitable<bool> read_auth_message(std::string& body);
-    // server_login.cpp is a free function; this adapts it to the session.
+    // session.cpp: a server connection from the pool, set up with the client's parameters.
     awaitable<bool> login_to_server();
+    awaitable<bool> apply_startup_params();
     // relay.cpp
     awaitable<void> relay();
     awaitable<void> relay_in_data_plane();
     awaitable<void> pump_client_to_server(std::shared_ptr<client_session> self);
     awaitable<void> pump_server_to_client(std::shared_ptr<client_session> self);
+    void stop_pumps();
+    awaitable<void> finish_relay();
+    awaitable<void> release_server(bool reusable);
     awaitable<void> report_server_lost();
     awaitable<void> drain_client();
     awaitable<void> reject_client_stream(protocol::frame_error err);
@@ -70,7 +77,9 @@ class client_session : public std::enable_shared_from_this<client_session> {
     proxy_context& ctx_;
     std::shared_ptr<const config> cfg_;  // the config this session started with
     pg_stream client_;
-    std::optional<pg_stream> server_;
+    std::shared_ptr<pool_entry> pool_;
+    std::unique_ptr<server_conn> conn_;  // checked out for the whole session (session mode)
+    pg_stream& server() { return conn_->stream; }
     deadline login_deadline_;
     session_phase phase_ = session_phase::startup;
     protocol::write_buffer out_;
@@ -85,11 +94,14 @@ class client_session : public std::enable_shared_from_this<client_session> {
     backend_key key_;
     bool key_issued_ = false;
 
-    // Relay state, shared by the two pumps (one thread: no locking).
-    bool server_busy_ = false;        // client sent something since the last ReadyForQuery
-    bool server_sent_fatal_ = false;  // the server announced its own termination
-    bool client_terminated_ = false;  // the client sent Terminate
+    // Relay state, shared by the two pumps (one thread: no locking) or copied back from the
+    // data plane.
+    protocol::exchange_tracker tracker_;
     bool server_at_boundary_ = true;  // bytes relayed to the client end at a message boundary
+    bool client_at_boundary_ = true;  // bytes relayed to the server end at a message boundary
+    bool pumps_stopping_ = false;
+    link_end end_ = link_end::client_closed;
+    protocol::frame_error client_error_ = protocol::frame_error::none;
 };
 
 // Accepted sockets start here (on the worker that owns the socket's executor).

@@ -33,9 +33,19 @@ std::string relay_engine_line() {
     return e == nullptr ? "" : std::string("relay_engine = \"") + e + "\"\n";
 }
 
+// shardgate's pooled server connection stays open between cases; its reset query is marked
+// so that reset() can tell it from a direct session that is still going away.
+constexpr std::string_view pool_reset_query = "DISCARD ALL /* differential pool reset */";
+
 std::string proxy_toml(const pg_server& pg) {
     return "[shardgate]\nlisten_addr = \"127.0.0.1\"\nlisten_port = @PORT@\nworkers = 2\n"
-           "log_level = \"warn\"\n" +
+           "log_level = \"warn\"\n"
+           "server_reset_query = \"" +
+           std::string(pool_reset_query) +
+           "\"\n"
+           // A fresh server connection per case: a reused one carries history that differs by
+           // nature (a temp schema in current_schemas(true), say); pool_test covers reuse.
+           "server_lifetime_ms = 1\nserver_lifetime_jitter_ms = 0\n" +
            relay_engine_line() +
            "[databases.app]\nhost = \"127.0.0.1\"\nport = " + std::to_string(pg.port()) +
            "\ndbname = \"app\"\nserver_tls = \"disable\"\n"
@@ -116,10 +126,14 @@ class environment {
     // asynchronously, and its temp objects go with it), then resets alice's objects.
     void reset() {
         const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (admin_->query_value(
-                   "SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice'") != "0") {
+        while (admin_->query_value("SELECT count(*) FROM pg_stat_activity WHERE usename = "
+                                   "'alice' AND NOT (state = 'idle' AND query = '" +
+                                   std::string(pool_reset_query) + "')") != "0") {
             if (std::chrono::steady_clock::now() > until)
-                throw std::runtime_error("alice's sessions do not go away");
+                throw std::runtime_error(
+                    "alice's sessions do not go away: " +
+                    admin_->query_value("SELECT string_agg(state || ': ' || query, ' | ') FROM "
+                                        "pg_stat_activity WHERE usename = 'alice'"));
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
         admin_->exec(reset_sql());

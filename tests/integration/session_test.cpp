@@ -190,8 +190,20 @@ TEST_CASE("a server dying mid-query: ErrorResponse to its client, everyone else 
           std::string::npos);
     PQfinish(down);
     f.pg(0).start();
-    pg_connection back(conn(f.sg->port(), "app0"));
-    CHECK(back.query_value("SELECT 3") == "3");
+    // The pool retries after its backoff (1 s after the one failed attempt above).
+    const auto until = clock_type::now() + 5s;
+    PGconn* back = nullptr;
+    for (;;) {
+        back = PQconnectdb(conn(f.sg->port(), "app0").c_str());
+        if (PQstatus(back) == CONNECTION_OK || clock_type::now() > until) break;
+        PQfinish(back);
+        std::this_thread::sleep_for(100ms);
+    }
+    REQUIRE(PQstatus(back) == CONNECTION_OK);
+    PGresult* three = PQexec(back, "SELECT 3");
+    CHECK(std::string(PQgetvalue(three, 0, 0)) == "3");
+    PQclear(three);
+    PQfinish(back);
 }
 
 TEST_CASE("oversized messages and garbage end only the offending session") {

@@ -32,6 +32,7 @@ TEST_CASE("a minimal config gets the documented defaults") {
     CHECK(c->listen_addr == "127.0.0.1");
     CHECK(c->listen_port == 6432);
     CHECK(c->workers >= 1);
+    CHECK(c->data_planes >= 1);
     CHECK(c->max_client_conn == 10000);
     CHECK(c->relay_engine == "epoll");
     const auto& db = c->databases.at("app");
@@ -52,6 +53,7 @@ TEST_CASE("every setting is read") {
 listen_addr = "0.0.0.0"
 listen_port = 7000
 workers = 3
+data_planes = 2
 max_client_conn = 50
 max_message_size = 65536
 server_connect_timeout_ms = 100
@@ -77,6 +79,7 @@ auth = "trust"
     CHECK(c->listen_addr == "0.0.0.0");
     CHECK(c->listen_port == 7000);
     CHECK(c->workers == 3);
+    CHECK(c->data_planes == 2);
     CHECK(c->max_client_conn == 50);
     CHECK(c->max_message_size == 65536);
     CHECK(c->server_connect_timeout.count() == 100);
@@ -132,4 +135,73 @@ TEST_CASE("mistakes are reported with the file, the line and what is wrong") {
 TEST_CASE("a missing file is a clear error") {
     CHECK_THROWS_WITH_AS(load_config("/nonexistent/shardgate.toml"),
                          "/nonexistent/shardgate.toml: cannot open config file", config_error);
+}
+
+TEST_CASE("pool settings: built-in defaults, then global < database < user") {
+    {
+        auto c = parse_config(minimal, "test.toml");
+        const auto p = resolve_pool(*c, c->databases.at("app"), c->users.at("alice"));
+        CHECK(p.mode == pool_mode::session);
+        CHECK(p.settings.pool_size == 20);
+        CHECK(p.settings.checkout_timeout.count() == 120000);
+        CHECK(p.settings.server_lifetime.count() == 3600000);
+        CHECK(p.settings.server_lifetime_jitter.count() == 360000);  // 10 % of the lifetime
+        CHECK(p.server_reset_query == "DISCARD ALL");
+    }
+    auto c = parse_config(R"([shardgate]
+pool_size = 10
+min_pool_size = 2
+checkout_timeout_ms = 3000
+server_reset_query = "RESET ALL"
+server_backoff_initial_ms = 200
+server_backoff_max_ms = 5000
+[databases.app]
+port = 5432
+pool_size = 8
+server_lifetime_ms = 60000
+[databases.other]
+port = 5433
+[users.alice]
+password = "secret"
+pool_size = 5
+reserve_pool_size = 1
+reserve_pool_timeout_ms = 100
+server_idle_timeout_ms = 0
+server_check_delay_ms = 10
+[users.bob]
+password = "secret"
+)",
+                          "test.toml");
+    const auto aa = resolve_pool(*c, c->databases.at("app"), c->users.at("alice"));
+    CHECK(aa.settings.pool_size == 5);  // user wins
+    CHECK(aa.settings.min_pool_size == 2);
+    CHECK(aa.settings.reserve_pool_size == 1);
+    CHECK(aa.settings.reserve_pool_timeout.count() == 100);
+    CHECK(aa.settings.checkout_timeout.count() == 3000);
+    CHECK(aa.settings.server_lifetime.count() == 60000);
+    CHECK(aa.settings.server_lifetime_jitter.count() == 6000);
+    CHECK(aa.settings.server_idle_timeout.count() == 0);
+    CHECK(aa.settings.server_check_delay.count() == 10);
+    CHECK(aa.settings.backoff_initial.count() == 200);
+    CHECK(aa.settings.backoff_max.count() == 5000);
+    CHECK(aa.server_reset_query == "RESET ALL");
+    const auto ab = resolve_pool(*c, c->databases.at("app"), c->users.at("bob"));
+    CHECK(ab.settings.pool_size == 8);  // database over global
+    const auto ob = resolve_pool(*c, c->databases.at("other"), c->users.at("bob"));
+    CHECK(ob.settings.pool_size == 10);  // global
+}
+
+TEST_CASE("pool setting mistakes are clear") {
+    CHECK(error_of(std::string("[shardgate]\npool_mode = \"statement\"\n") + minimal) ==
+          "test.toml:2: 'shardgate.pool_mode': must be session or transaction, not 'statement'");
+    CHECK(error_of(std::string("[shardgate]\npool_mode = \"transaction\"\n") + minimal)
+              .find("not available yet") != std::string::npos);
+    CHECK(error_of(std::string("[shardgate]\npool_size = 0\n") + minimal) ==
+          "test.toml:2: 'shardgate.pool_size' must be between 1 and 100000, not 0");
+    CHECK(error_of(std::string("[shardgate]\nserver_backoff_initial_ms = 500\n"
+                               "server_backoff_max_ms = 100\n") +
+                   minimal)
+              .find("must not be smaller") != std::string::npos);
+    CHECK(error_of(std::string(minimal) + "pool_sise = 3\n") ==
+          "test.toml:5: unknown setting 'users.alice.pool_sise'");
 }

@@ -67,6 +67,12 @@ class pg_stream {
     // into a buffer this stream owns before suspending, so `b` may be scratch memory.
     awaitable<void> async_write_all(std::span<const std::byte> b, error_code& ec);
 
+    // Moves the socket to another executor (a pooled connection handed to a session on
+    // another worker); TLS state is kept. Only while no operation is pending.
+    void rebind(const asio::any_io_executor& ex);
+    // A best-effort write that never waits (Terminate before closing an idle connection).
+    void write_now(std::span<const std::byte> b);
+
     void close() {
         error_code ignored;
         sock_->shutdown(tcp::socket::shutdown_both, ignored);

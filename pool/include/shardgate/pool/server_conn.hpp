@@ -1,0 +1,66 @@
+// One pooled server connection: the logged-in stream plus what the pool and the sessions need
+// to know about it (its backend key, the parameters the server reported, its age).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "shardgate/pool/server_login.hpp"
+#include "shardgate/pool/stream.hpp"
+
+namespace shardgate::pool {
+
+using steady = std::chrono::steady_clock;
+
+struct server_conn {
+    server_conn(pg_stream s, backend_key k) : stream(std::move(s)), key(k) {}
+
+    pg_stream stream;
+    backend_key key;
+    std::uint64_t id = 0;  // unique per process, for logs
+    // The parameters the server reported (ParameterStatus), in the order it first sent them.
+    std::vector<std::pair<std::string, std::string>> params;
+    // Settings shardgate applied with SET that the server does not report (search_path...);
+    // a reset query (DISCARD ALL / RESET ALL) clears them.
+    std::map<std::string, std::string> applied;
+    // The startup parameters it was opened with (beyond user and database), as
+    // startup_key() writes them: RESET in a session returns to these values, so a client is
+    // best served by a connection opened with its own.
+    std::string startup_key;
+    char txn_status = 'I';
+    steady::time_point created{};
+    steady::time_point expires{steady::time_point::max()};  // server_lifetime with jitter
+    steady::time_point last_used{};
+
+    // Records a ParameterStatus the server sent (new names are appended).
+    void set_param(std::string_view name, std::string_view value);
+    [[nodiscard]] const std::string* param(std::string_view name) const;
+};
+
+// A canonical string for a set of startup parameters (order-independent).
+std::string startup_key(std::vector<std::pair<std::string, std::string>> params);
+
+// Outcome of a simple-query exchange that shardgate runs on its own behalf.
+struct exec_result {
+    bool ok = false;  // the connection answered up to ReadyForQuery
+    // The startup parameters it was opened with (beyond user and database), as
+    // startup_key() writes them: RESET in a session returns to these values, so a client is
+    // best served by a connection opened with its own.
+    std::string startup_key;
+    char txn_status = 'I';         // from that ReadyForQuery
+    std::vector<std::byte> error;  // the first ErrorResponse, raw (whole message), if any
+    std::string error_message;     // its M field, or why the exchange failed
+    std::string error_code;        // its C field
+};
+
+// Sends `sql` as one simple Query and reads up to ReadyForQuery (bounded by `timeout`),
+// recording ParameterStatus changes in `c`. Rows and notices are discarded.
+awaitable<exec_result> async_exec(server_conn& c, std::string_view sql,
+                                  std::chrono::milliseconds timeout);
+
+}  // namespace shardgate::pool

@@ -1,0 +1,124 @@
+// A pool of server connections for one (database, user, backend): sized, with a reserve for
+// bursts, a bounded wait for clients, recycling by age and idleness, a warm minimum, liveness
+// checks of long-idle connections and exponential backoff while the backend is down.
+//
+// Thread-safe: sessions on any worker check connections out and in. A waiting client sleeps on
+// a timer of its own executor; whoever frees a connection hands it straight to the first
+// waiter (FIFO), so an idle connection and a waiting client never coexist.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "shardgate/pool/server_conn.hpp"
+#include "shardgate/pool/server_login.hpp"
+#include "shardgate/pool/stream.hpp"
+
+namespace shardgate::pool {
+
+struct pool_settings {
+    std::uint32_t pool_size = 20;  // server connections, in use + idle + being opened
+    std::uint32_t min_pool_size = 0;
+    std::uint32_t reserve_pool_size = 0;  // extra connections for clients that waited ...
+    std::chrono::milliseconds reserve_pool_timeout{5000};  // ... at least this long
+    std::chrono::milliseconds checkout_timeout{120000};    // longest wait for a connection
+    std::chrono::milliseconds server_lifetime{3600000};
+    std::chrono::milliseconds server_lifetime_jitter{360000};  // lifetime is cut by up to this
+    std::chrono::milliseconds server_idle_timeout{600000};     // 0: never
+    std::chrono::milliseconds server_check_delay{30000};       // idle longer: checked before use
+    std::chrono::milliseconds server_connect_timeout{5000};
+    std::chrono::milliseconds backoff_initial{1000};  // after a failed connect: 1 s, 2 s, 4 s...
+    std::chrono::milliseconds backoff_max{30000};
+};
+
+struct pool_stats {
+    std::uint32_t active = 0;  // checked out
+    std::uint32_t idle = 0;
+    std::uint32_t connecting = 0;  // logins in flight
+    std::uint32_t waiting = 0;     // clients queued for a connection
+    std::uint64_t opened = 0;      // connections opened since start
+    std::uint64_t closed = 0;
+    std::uint64_t connect_failures = 0;
+    std::uint64_t checkout_timeouts = 0;
+    std::chrono::milliseconds backoff{0};  // current backoff after failures, 0 when healthy
+};
+
+struct checkout_result {
+    std::unique_ptr<server_conn> conn;  // null on failure
+    std::string error_code;             // SQLSTATE for the client
+    std::string error_message;
+    std::vector<std::byte> server_error;  // the server's own login refusal, raw, if any
+    [[nodiscard]] bool ok() const { return conn != nullptr; }
+};
+
+class server_pool : public std::enable_shared_from_this<server_pool> {
+  public:
+    // `login` builds a fresh login request for each new connection (credentials may only be
+    // learned once a client has authenticated; then it returns a request with no password
+    // and no keys, and warm-up waits). `maint_ex` runs warm-up logins.
+    using login_factory = std::function<std::optional<server_login_request>()>;
+
+    server_pool(std::string name, pool_settings s, asio::any_io_executor maint_ex,
+                login_factory login);
+    ~server_pool();
+    server_pool(const server_pool&) = delete;
+    server_pool& operator=(const server_pool&) = delete;
+
+    // Waits up to checkout_timeout. The connection's socket is rebound to `ex`. An idle
+    // connection opened with the same startup parameters is preferred; a new one is opened
+    // with them.
+    awaitable<checkout_result> checkout(
+        asio::any_io_executor ex,
+        const std::vector<std::pair<std::string, std::string>>& startup_params = {});
+    // Returns a connection that is idle ('I') and clean; a connection past its lifetime is
+    // closed instead.
+    void checkin(std::unique_ptr<server_conn> c);
+    // Closes a connection that cannot be reused (dirty, broken, or its client vanished).
+    void discard(std::unique_ptr<server_conn> c);
+
+    // Periodic upkeep (idle timeout, lifetime, min_pool_size warm-up).
+    void maintain();
+    void set_settings(const pool_settings& s);
+    // Closes idle connections and refuses new checkouts (database removed from config).
+    void close();
+
+    [[nodiscard]] pool_stats stats() const;
+    [[nodiscard]] const std::string& name() const { return name_; }
+
+  private:
+    struct waiter;
+    [[nodiscard]] std::uint32_t total_locked() const;
+    steady::time_point expiry_for(steady::time_point created);
+    void close_conn(std::unique_ptr<server_conn> c);  // not under the lock
+    void give_or_idle_locked(std::unique_ptr<server_conn> c,
+                             std::vector<std::unique_ptr<server_conn>>& to_close);
+    void wake_first_locked();
+    awaitable<checkout_result> open_new(
+        asio::any_io_executor ex, const std::vector<std::pair<std::string, std::string>>& params);
+    void warm_up_locked();
+
+    const std::string name_;
+    const asio::any_io_executor maint_ex_;
+    const login_factory login_;
+    mutable std::mutex mu_;
+    pool_settings s_;
+    std::vector<std::unique_ptr<server_conn>> idle_;  // most recently used last
+    std::deque<std::shared_ptr<waiter>> waiters_;
+    std::uint32_t active_ = 0;
+    std::uint32_t connecting_ = 0;
+    bool closed_ = false;
+    pool_stats counters_;
+    std::chrono::milliseconds backoff_{0};
+    steady::time_point next_attempt_{};
+    std::string last_error_;
+    std::mt19937_64 rng_{std::random_device{}()};
+};
+
+}  // namespace shardgate::pool
