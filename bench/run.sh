@@ -323,6 +323,9 @@ if has_target shardgate; then
         echo "listen_port = $SG_PORT"
         [[ -z $WORKERS ]] || echo "workers = $WORKERS"
         [[ -z $DATA_PLANES ]] || echo "data_planes = $DATA_PLANES"
+        # Sized like PgBouncer's pool above: every client gets a server connection.
+        echo "pool_size = $((MAX_CLIENTS + 5))"
+        echo "max_client_conn = $((MAX_CLIENTS + 20))"
         echo "log_level = \"warn\""
         echo "shutdown_timeout_ms = 2000"
         echo

@@ -35,6 +35,12 @@ void cancel_registry::set_target(const backend_key& key, cancel_target target) {
         it->second.target = std::move(target);
 }
 
+void cancel_registry::clear_target(const backend_key& key) {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(key.pid);
+    if (it != entries_.end() && it->second.secret == key.secret) it->second.target.reset();
+}
+
 void cancel_registry::release(const backend_key& key) {
     std::lock_guard lock(mu_);
     auto it = entries_.find(key.pid);

@@ -21,6 +21,8 @@ class cancel_registry {
     backend_key issue();
     // Points a session's key at its current server connection.
     void set_target(const backend_key& key, cancel_target target);
+    // The session holds no server connection now (transaction pooling): cancels are dropped.
+    void clear_target(const backend_key& key);
     void release(const backend_key& key);
     // The target, if the key (pid and secret) matches a live session.
     std::optional<cancel_target> find(const backend_key& key) const;

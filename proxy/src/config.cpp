@@ -94,7 +94,7 @@ void load_pool(table_reader& r, pool_overrides& p) {
         if (m == "session") {
             p.mode = pool_mode::session;
         } else if (m == "transaction") {
-            r.error("pool_mode", "transaction pooling is not available yet; use session");
+            p.mode = pool_mode::transaction;
         } else {
             r.error("pool_mode", "must be session or transaction, not '" + m + "'");
         }

@@ -14,6 +14,8 @@ namespace pr = shardgate::protocol;
 namespace {}  // namespace
 
 awaitable<void> client_session::relay() {
+    // Transaction pooling runs on the Asio workers (the data plane relays session mode only).
+    if (pool_->cfg.mode == pool_mode::transaction) co_return co_await relay_transaction_mode();
     if (!ctx_.planes.empty() && !client_.is_tls() && !server().is_tls())
         co_return co_await relay_in_data_plane();
     auto self = shared_from_this();
@@ -173,7 +175,10 @@ awaitable<void> client_session::release_server(bool reusable) {
         auto r = co_await pool::async_exec(*conn_, "ROLLBACK", cfg_->server_connect_timeout);
         reusable = r.ok && r.error.empty() && r.txn_status == 'I';
     }
-    if (reusable && !pool_->cfg.server_reset_query.empty()) {
+    // Session mode resets every connection; transaction mode only one whose client left
+    // session state behind (pinned).
+    const bool reset = pool_->cfg.mode == pool_mode::session || pinned_;
+    if (reusable && reset && !pool_->cfg.server_reset_query.empty()) {
         auto r = co_await pool::async_exec(*conn_, pool_->cfg.server_reset_query,
                                            cfg_->server_connect_timeout);
         reusable = r.ok && r.error.empty() && r.txn_status == 'I';
@@ -181,6 +186,9 @@ awaitable<void> client_session::release_server(bool reusable) {
             spdlog::warn("pool {}: server_reset_query failed ({}); closing the connection",
                          pool_->pool->name(), r.error_message);
         conn_->applied.clear();
+        // Transaction-mode connections are opened without parameters: after the reset they
+        // carry none of this client's.
+        if (pool_->cfg.mode == pool_mode::transaction) conn_->startup_key.clear();
     }
     if (reusable)
         pool_->pool->checkin(std::move(conn_));

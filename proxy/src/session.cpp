@@ -29,7 +29,8 @@ client_session::client_session(proxy_context& ctx, tcp::socket sock)
     : ctx_(ctx),
       cfg_(ctx.cfg),
       client_(std::move(sock)),
-      login_deadline_(client_.socket().get_executor()) {
+      login_deadline_(client_.socket().get_executor()),
+      server_pump_done_(client_.socket().get_executor()) {
     ctx_.clients.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -69,15 +70,17 @@ awaitable<void> client_session::send_error(const pr::error_fields& e) {
 awaitable<void> client_session::run() {
     error_code ec;
     client_.socket().set_option(tcp::no_delay(true), ec);
-    // Postgres' authentication_timeout: the whole login must finish in time.
+    // Postgres' authentication_timeout: startup and authentication must finish in time. The
+    // wait for a server connection that follows has its own limit (checkout_timeout, with an
+    // error message, and server_connect_timeout).
     login_deadline_.arm(cfg_->client_login_timeout, [this] { close_all(); });
 
     if (co_await read_startup() != startup_outcome::proceed) co_return close_all();
     set_phase(session_phase::auth);
     if (!co_await authenticate()) co_return close_all();
+    login_deadline_.disarm();
     set_phase(session_phase::server_login);
     if (!co_await login_to_server()) co_return close_all();
-    login_deadline_.disarm();
     set_phase(session_phase::relay);
     co_await relay();
     set_phase(session_phase::closed);
@@ -97,7 +100,11 @@ awaitable<bool> client_session::login_to_server() {
     pool_ = ctx_.pools->get(*db_, user_it->second);
     if (scram_keys_) pool_->learn_keys(*scram_keys_);
 
-    auto res = co_await pool_->pool->checkout(client_.socket().get_executor(), startup_params_);
+    // Transaction pooling shares connections between clients transaction by transaction:
+    // they are opened without client parameters, which are applied per checkout instead.
+    static const std::vector<std::pair<std::string, std::string>> none;
+    const auto& params = pool_->cfg.mode == pool_mode::transaction ? none : startup_params_;
+    auto res = co_await pool_->pool->checkout(client_.socket().get_executor(), params);
     if (!res.ok()) {
         if (!res.server_error.empty()) {
             // The server's own refusal (wrong server password, too many connections, unknown
@@ -200,8 +207,13 @@ awaitable<bool> client_session::apply_startup_params() {
     // parameters (and -c settings in `options`) are applied with set_config(), which reads
     // values as the startup packet would (lists like search_path included), and only where
     // the connection's value differs.
-    // A connection opened with exactly these parameters needs nothing.
-    if (conn_->startup_key == pool::startup_key(startup_params_)) co_return true;
+    // A connection whose session values are exactly these parameters needs nothing.
+    const auto my_key = pool::startup_key(startup_params_);
+    if (conn_->startup_key == my_key) co_return true;
+    // Transaction pooling: the connection may carry another client's parameters. RESET ALL
+    // returns it to the server's defaults (it was opened with none), then ours are applied,
+    // all in one round trip.
+    const bool txn = pool_->cfg.mode == pool_mode::transaction;
     std::vector<std::pair<std::string, std::string>> wanted;
     for (const auto& [k, v] : startup_params_) {
         if (k == "options") {
@@ -212,6 +224,7 @@ awaitable<bool> client_session::apply_startup_params() {
                 co_await send_error({pr::severity::fatal, pr::sqlstate::feature_not_supported, msg,
                                      "Only -c name=value and --name=value are supported in "
                                      "options."});
+                fatal_sent_ = true;
                 pool_->pool->checkin(std::move(conn_));  // untouched, still clean
                 co_return false;
             }
@@ -226,8 +239,8 @@ awaitable<bool> client_session::apply_startup_params() {
         const std::string* reported = nullptr;
         for (const auto& [n, val] : conn_->params)
             if (lower(n) == key) reported = &val;
-        if (reported != nullptr && *reported == v) continue;
-        if (reported == nullptr) {
+        if (!txn && reported != nullptr && *reported == v) continue;
+        if (!txn && reported == nullptr) {
             auto it = conn_->applied.find(key);
             if (it != conn_->applied.end() && it->second == v) continue;
         }
@@ -239,10 +252,15 @@ awaitable<bool> client_session::apply_startup_params() {
         sql += ", false)";
         if (reported == nullptr) applied.emplace_back(key, v);
     }
+    if (txn) {
+        sql = "RESET ALL" + (sql.empty() ? std::string() : "; " + sql);
+        conn_->applied.clear();
+    }
     if (sql.empty()) co_return true;
     auto r = co_await pool::async_exec(*conn_, sql, cfg_->server_connect_timeout);
     if (!r.ok || !r.error.empty() || r.txn_status != 'I') {
         // Postgres refuses a bad startup parameter with FATAL and the same message.
+        fatal_sent_ = true;
         const std::string code =
             r.error_code.empty() ? std::string(pr::sqlstate::connection_failure) : r.error_code;
         co_await send_error({pr::severity::fatal, code, r.error_message});
@@ -255,6 +273,7 @@ awaitable<bool> client_session::apply_startup_params() {
     }
     for (auto& [k, v] : applied)
         conn_->applied[k] = v;
+    if (txn) conn_->startup_key = my_key;
     co_return true;
 }
 

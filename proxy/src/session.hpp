@@ -62,6 +62,12 @@ class client_session : public std::enable_shared_from_this<client_session> {
     awaitable<void> pump_client_to_server(std::shared_ptr<client_session> self);
     awaitable<void> pump_server_to_client(std::shared_ptr<client_session> self);
     void stop_pumps();
+    // relay_txn.cpp: transaction pooling.
+    awaitable<void> relay_transaction_mode();
+    awaitable<void> pump_server_txn(std::shared_ptr<client_session> self, std::uint64_t generation);
+    awaitable<bool> attach_server();
+    void detach_server();
+    void stop_client_pump();
     awaitable<void> finish_relay();
     awaitable<void> release_server(bool reusable);
     awaitable<void> report_server_lost();
@@ -100,6 +106,12 @@ class client_session : public std::enable_shared_from_this<client_session> {
     bool server_at_boundary_ = true;  // bytes relayed to the client end at a message boundary
     bool client_at_boundary_ = true;  // bytes relayed to the server end at a message boundary
     bool pumps_stopping_ = false;
+    // Transaction pooling.
+    bool pinned_ = false;  // session state on the server: keeps its connection to the end
+    bool fatal_sent_ = false;
+    bool server_pump_running_ = false;
+    std::uint64_t attach_generation_ = 0;
+    asio::steady_timer server_pump_done_;
     link_end end_ = link_end::client_closed;
     protocol::frame_error client_error_ = protocol::frame_error::none;
 };

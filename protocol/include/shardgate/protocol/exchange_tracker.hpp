@@ -48,11 +48,17 @@ class exchange_tracker {
         status_ = status;
     }
     void on_fatal() { fatal_ = true; }
+    // shardgate answered what was owed itself (an error instead of a server).
+    void forget_owed() {
+        owed_ = 0;
+        unsynced_ = false;
+    }
     void mark_dirty() { dirty_ = true; }
 
     // The server owes no reply and waits for nothing: it is between exchanges.
     [[nodiscard]] bool server_idle() const { return owed_ == 0 && !unsynced_; }
     [[nodiscard]] char txn_status() const { return status_; }
+    [[nodiscard]] std::uint32_t owed() const { return owed_; }
     [[nodiscard]] bool terminated() const { return terminated_; }
     [[nodiscard]] bool server_fatal() const { return fatal_; }
     // Something left the server in a state we cannot describe (a partial message).

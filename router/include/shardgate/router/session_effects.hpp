@@ -1,0 +1,35 @@
+// Which statements leave state in a server session that outlives their transaction, so that a
+// transaction-pooled client must keep its server connection (be pinned to it): SET / RESET
+// (not SET LOCAL or SET TRANSACTION), DISCARD, SQL-level PREPARE / DEALLOCATE, LISTEN,
+// temporary tables, WITH HOLD cursors, session advisory locks, LOAD. Works on query shapes
+// (shape.hpp): keywords are already lower-cased and comments gone. No I/O.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "shardgate/router/shape.hpp"
+
+namespace shardgate::router {
+
+enum class session_effect : std::uint8_t {
+    none,
+    set,            // SET / RESET / SET SESSION ... / set_config(..., false)
+    discard,        // DISCARD ALL / PLANS / SEQUENCES / TEMP
+    prepare,        // SQL PREPARE / DEALLOCATE
+    listen,         // LISTEN / UNLISTEN
+    temp_object,    // CREATE TEMP TABLE / VIEW / SEQUENCE, SELECT ... INTO TEMP
+    hold_cursor,    // DECLARE ... WITH HOLD
+    advisory_lock,  // pg_advisory_lock* (not the _xact_ ones)
+    load,           // LOAD 'library'
+    unknown,        // the text could not be lexed: assume the worst
+};
+
+std::string_view to_string(session_effect e);
+
+// The first session effect of the statements in `sql` (a Query or Parse text), or none.
+session_effect find_session_effect(std::string_view sql);
+// The same for one statement's shape.
+session_effect session_effect_of(std::string_view shape);
+
+}  // namespace shardgate::router

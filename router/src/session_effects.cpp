@@ -1,0 +1,92 @@
+// Session effects of statements, read from their shapes.
+#include "shardgate/router/session_effects.hpp"
+
+namespace shardgate::router {
+namespace {
+
+bool starts_with(std::string_view s, std::string_view p) {
+    return s.substr(0, p.size()) == p;
+}
+bool contains(std::string_view s, std::string_view p) {
+    return s.find(p) != std::string_view::npos;
+}
+
+}  // namespace
+
+std::string_view to_string(session_effect e) {
+    switch (e) {
+        case session_effect::none:
+            return "none";
+        case session_effect::set:
+            return "SET";
+        case session_effect::discard:
+            return "DISCARD";
+        case session_effect::prepare:
+            return "PREPARE";
+        case session_effect::listen:
+            return "LISTEN";
+        case session_effect::temp_object:
+            return "temporary object";
+        case session_effect::hold_cursor:
+            return "WITH HOLD cursor";
+        case session_effect::advisory_lock:
+            return "session advisory lock";
+        case session_effect::load:
+            return "LOAD";
+        case session_effect::unknown:
+            return "unparsable statement";
+    }
+    return "?";
+}
+
+session_effect session_effect_of(std::string_view s) {
+    // SET LOCAL and SET TRANSACTION end with their transaction; SET SESSION does not.
+    if (starts_with(s, "set ")) {
+        if (starts_with(s, "set local ") || starts_with(s, "set transaction ") ||
+            starts_with(s, "set constraints "))
+            return session_effect::none;
+        return session_effect::set;
+    }
+    if (starts_with(s, "reset ")) return session_effect::set;
+    if (starts_with(s, "discard ")) return session_effect::discard;
+    if (starts_with(s, "prepare ") && !starts_with(s, "prepare transaction "))
+        return session_effect::prepare;
+    if (starts_with(s, "deallocate")) return session_effect::prepare;
+    if (starts_with(s, "listen ") || starts_with(s, "unlisten ")) return session_effect::listen;
+    if (starts_with(s, "load ")) return session_effect::load;
+    if (starts_with(s, "declare ") && contains(s, " with hold "))
+        return session_effect::hold_cursor;
+    if (starts_with(s, "declare ") && s.size() >= 10 && s.substr(s.size() - 10) == " with hold")
+        return session_effect::hold_cursor;
+    if (starts_with(s, "create temp ") || starts_with(s, "create temporary ") ||
+        starts_with(s, "create local temp") || starts_with(s, "create global temp") ||
+        starts_with(s, "create or replace temp") || contains(s, " into temp ") ||
+        contains(s, " into temporary ") || contains(s, " pg_temp."))
+        return session_effect::temp_object;
+    // Session advisory locks (the _xact_ variants end with the transaction).
+    for (std::string_view f : {"pg_advisory_lock", "pg_try_advisory_lock"}) {
+        for (std::size_t at = s.find(f); at != std::string_view::npos; at = s.find(f, at + 1)) {
+            const auto rest = s.substr(at + f.size());
+            if (starts_with(rest, "(") || starts_with(rest, " (") || starts_with(rest, "_shared"))
+                return session_effect::advisory_lock;
+        }
+    }
+    // set_config(name, value, false) is a SET; with true it is SET LOCAL.
+    if (contains(s, "set_config")) {
+        if (!contains(s, ", true)") && !contains(s, ",true)")) return session_effect::set;
+    }
+    return session_effect::none;
+}
+
+session_effect find_session_effect(std::string_view sql) {
+    thread_local shape_result res;
+    static const shape_lexer lexer;
+    lexer.lex(sql, res);
+    if (!res.ok()) return session_effect::unknown;
+    for (const auto& st : res.statements()) {
+        if (auto e = session_effect_of(st.shape); e != session_effect::none) return e;
+    }
+    return session_effect::none;
+}
+
+}  // namespace shardgate::router

@@ -1,0 +1,237 @@
+// Transaction pooling (pool_mode = "transaction") with a real Postgres: many clients over a
+// few server connections, a connection held for a whole transaction, clients pinned by session
+// state, checkout_timeout as a plain ERROR that leaves the client usable, per-client startup
+// parameters on shared connections, clients vanishing mid-transaction, and pgbench.
+#include <doctest/doctest.h>
+#include <libpq-fe.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <regex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "shardgate/testsupport/testsupport.hpp"
+
+using namespace shardgate::testsupport;
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+using conn_ptr = std::unique_ptr<PGconn, void (*)(PGconn*)>;
+
+struct fixture {
+    pg_topology topo;
+    std::unique_ptr<shardgate_process> sg;
+
+    explicit fixture(const std::string& pool) : topo(pg_topology::builder().build()) {
+        topo.create_role("alice", "secret");
+        topo.create_database("app", "alice");
+        pg().exec("CREATE TABLE counter(id int PRIMARY KEY, n bigint NOT NULL); "
+                  "INSERT INTO counter VALUES (1, 0); GRANT ALL ON counter TO alice",
+                  "app");
+        const std::string toml = "[shardgate]\nlisten_port = @PORT@\nworkers = 2\n"
+                                 "pool_mode = \"transaction\"\n" +
+                                 pool + "[databases.app]\nport = " + std::to_string(pg().port()) +
+                                 "\nserver_tls = \"disable\"\n[users.alice]\npassword = "
+                                 "\"secret\"\n";
+        sg = std::make_unique<shardgate_process>(shardgate_options{.config_toml = toml});
+    }
+    pg_server& pg() { return topo.shard(0).primary(); }
+    conn_ptr connect(const std::string& extra = "") const {
+        const std::string info = "host=127.0.0.1 port=" + std::to_string(sg->port()) +
+                                 " user=alice password=secret dbname=app sslmode=disable "
+                                 "connect_timeout=10 " +
+                                 extra;
+        return {PQconnectdb(info.c_str()), PQfinish};
+    }
+    int server_conns() {
+        return std::stoi(
+            pg().query_value("SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice' AND "
+                             "datname = 'app' AND pid <> pg_backend_pid()"));
+    }
+};
+
+std::string value(PGconn* c, const std::string& sql) {
+    PGresult* r = PQexec(c, sql.c_str());
+    std::string out = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0
+                          ? std::string(PQgetvalue(r, 0, 0))
+                          : std::string("ERROR: ") + PQresultErrorMessage(r);
+    PQclear(r);
+    return out;
+}
+
+std::string status_of(PGconn* c, const std::string& sql) {
+    PGresult* r = PQexec(c, sql.c_str());
+    std::string out = PQresStatus(PQresultStatus(r));
+    if (const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE)) out += std::string(":") + s;
+    PQclear(r);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("20 clients share 2 server connections transaction by transaction") {
+    fixture f("pool_size = 2\ncheckout_timeout_ms = 20000\n");
+    std::vector<conn_ptr> clients;
+    for (int i = 0; i < 20; ++i) {
+        clients.push_back(f.connect());
+        REQUIRE(PQstatus(clients.back().get()) == CONNECTION_OK);
+    }
+    CHECK(f.server_conns() <= 2);
+    std::atomic<int> failures{0};
+    std::vector<std::thread> threads;
+    std::set<std::string> pids_seen;
+    std::mutex mu;
+    for (auto& c : clients) {
+        threads.emplace_back([&, conn = c.get()] {
+            for (int t = 0; t < 50; ++t) {
+                bool ok = status_of(conn, "BEGIN") == "PGRES_COMMAND_OK" &&
+                          status_of(conn, "UPDATE counter SET n = n + 1 WHERE id = 1") ==
+                              "PGRES_COMMAND_OK";
+                const auto pid = value(conn, "SELECT pg_backend_pid()");
+                ok = ok && status_of(conn, "COMMIT") == "PGRES_COMMAND_OK";
+                ok = ok && value(conn, "SELECT 1") == "1";  // a single-statement transaction
+                if (!ok) ++failures;
+                std::lock_guard lock(mu);
+                pids_seen.insert(pid);
+            }
+        });
+    }
+    for (auto& t : threads)
+        t.join();
+    CHECK(failures == 0);
+    CHECK(value(clients[0].get(), "SELECT n FROM counter WHERE id = 1") == "1000");
+    CHECK(pids_seen.size() <= 2);
+    CHECK(f.server_conns() <= 2);
+}
+
+TEST_CASE("a transaction keeps its server connection until it ends") {
+    fixture f("pool_size = 1\ncheckout_timeout_ms = 10000\n");
+    auto a = f.connect();
+    auto b = f.connect();
+    REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
+    CHECK(status_of(a.get(), "BEGIN") == "PGRES_COMMAND_OK");
+    const auto pid_a = value(a.get(), "SELECT pg_backend_pid()");
+    std::atomic<bool> b_done{false};
+    std::string pid_b;
+    std::thread tb([&] {
+        pid_b = value(b.get(), "SELECT pg_backend_pid()");
+        b_done = true;
+    });
+    std::this_thread::sleep_for(300ms);
+    CHECK_FALSE(b_done.load());  // waits for A's transaction
+    CHECK(value(a.get(), "SELECT pg_backend_pid()") == pid_a);
+    CHECK(status_of(a.get(), "COMMIT") == "PGRES_COMMAND_OK");
+    tb.join();
+    CHECK(pid_b == pid_a);  // the same, single server connection
+}
+
+TEST_CASE("checkout_timeout in transaction mode: an ERROR, and the client stays usable") {
+    fixture f("pool_size = 1\ncheckout_timeout_ms = 400\n");
+    auto a = f.connect();
+    auto b = f.connect();
+    REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
+    CHECK(status_of(a.get(), "BEGIN") == "PGRES_COMMAND_OK");
+    CHECK(status_of(a.get(), "SELECT 1") == "PGRES_TUPLES_OK");
+    const auto t0 = clock_type::now();
+    PGresult* r = PQexec(b.get(), "SELECT 2");
+    const auto waited = clock_type::now() - t0;
+    CHECK(PQresultStatus(r) == PGRES_FATAL_ERROR);  // libpq's name for ERROR
+    CHECK(std::string(PQresultErrorField(r, PG_DIAG_SEVERITY)) == "ERROR");
+    CHECK(std::string(PQresultErrorField(r, PG_DIAG_SQLSTATE)) == "53300");
+    CHECK(std::string(PQresultErrorMessage(r)).find("checkout_timeout") != std::string::npos);
+    PQclear(r);
+    CHECK(waited >= 350ms);
+    CHECK(PQstatus(b.get()) == CONNECTION_OK);
+    CHECK(status_of(a.get(), "COMMIT") == "PGRES_COMMAND_OK");
+    CHECK(value(b.get(), "SELECT 3") == "3");  // the same client connection, now served
+}
+
+TEST_CASE("session state pins a client to its server connection until it leaves") {
+    fixture f("pool_size = 2\ncheckout_timeout_ms = 5000\n");
+    auto a = f.connect();
+    auto b = f.connect();
+    REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
+    CHECK(status_of(a.get(), "SET search_path = pinned_schema, public") == "PGRES_COMMAND_OK");
+    const auto pid_a = value(a.get(), "SELECT pg_backend_pid()");
+    // B's transactions never see A's setting, however many run.
+    for (int i = 0; i < 20; ++i) {
+        CHECK(value(b.get(), "SHOW search_path") == "\"$user\", public");
+        CHECK(value(b.get(), "SELECT pg_backend_pid()") != pid_a);
+    }
+    CHECK(value(a.get(), "SHOW search_path") == "pinned_schema, public");
+    CHECK(value(a.get(), "SELECT pg_backend_pid()") == pid_a);
+    a.reset();  // its connection is reset (DISCARD ALL) and shared again
+    std::set<std::string> seen;
+    for (int i = 0; i < 10; ++i) {
+        auto c = f.connect();
+        CHECK(value(c.get(), "SHOW search_path") == "\"$user\", public");
+        seen.insert(value(c.get(), "SELECT pg_backend_pid()"));
+    }
+    CHECK(f.server_conns() <= 2);
+}
+
+TEST_CASE("startup parameters follow each client onto shared connections") {
+    fixture f("pool_size = 1\n");
+    auto a = f.connect("application_name=alpha options='-c statement_timeout=4s'");
+    auto b = f.connect("application_name=beta");
+    REQUIRE(PQstatus(a.get()) == CONNECTION_OK);
+    REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
+    for (int i = 0; i < 5; ++i) {
+        CHECK(value(a.get(), "SHOW application_name") == "alpha");
+        CHECK(value(a.get(), "SHOW statement_timeout") == "4s");
+        CHECK(value(b.get(), "SHOW application_name") == "beta");
+        CHECK(value(b.get(), "SHOW statement_timeout") == "0");
+    }
+    CHECK(std::string(PQparameterStatus(a.get(), "application_name")) == "alpha");
+    CHECK(f.server_conns() == 1);
+}
+
+TEST_CASE("a client that vanishes mid-transaction leaves nothing behind") {
+    fixture f("pool_size = 1\n");
+    {
+        auto a = f.connect();
+        CHECK(status_of(a.get(), "BEGIN") == "PGRES_COMMAND_OK");
+        CHECK(status_of(a.get(), "UPDATE counter SET n = 42 WHERE id = 1") == "PGRES_COMMAND_OK");
+    }
+    auto b = f.connect();
+    CHECK(value(b.get(), "SELECT n FROM counter WHERE id = 1") == "0");  // rolled back
+    CHECK(PQtransactionStatus(b.get()) == PQTRANS_IDLE);
+    CHECK(status_of(b.get(), "SELECT 1") == "PGRES_TUPLES_OK");
+}
+
+TEST_CASE("pgbench -M simple and -M extended, 16 clients over pool_size = 4: 0 failures") {
+    fixture f("pool_size = 4\ncheckout_timeout_ms = 30000\n");
+    work_dir dir{"shardgate-txn-pgbench"};
+    auto pgbench = [&](std::vector<std::string> args) {
+        std::vector<std::string> argv{
+            "env", "-i", "PATH=/usr/bin:/bin", "PGPASSWORD=secret", "PGSSLMODE=disable",
+            (pg_bindir() / "pgbench").string(), "-h", "127.0.0.1", "-p", std::to_string(f.sg->port()),
+            "-U", "alice"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        argv.push_back("app");
+        return run_command(argv, {.timeout = 120s, .cwd = dir.path()});
+    };
+    const auto init = pgbench({"-i", "-s", "1", "-q"});
+    INFO(init.output);
+    REQUIRE(init.exit_code == 0);
+    for (const char* mode : {"simple", "extended"}) {
+        CAPTURE(mode);
+        const auto r = pgbench({"-M", mode, "-c", "16", "-j", "2", "-T", "5"});
+        INFO(r.output);
+        CHECK(r.exit_code == 0);
+        CHECK(r.output.find("number of failed transactions: 0 (0.000%)") != std::string::npos);
+        std::smatch m;
+        REQUIRE(std::regex_search(r.output, m,
+                                  std::regex("number of transactions actually processed: ([0-9]+)")));
+        CHECK(std::stoll(m[1].str()) > 100);
+        MESSAGE(std::string(mode) << ": " << m[1].str() << " transactions");
+    }
+    CHECK(f.server_conns() <= 4);
+}

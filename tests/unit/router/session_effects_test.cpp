@@ -1,0 +1,63 @@
+// Which statements leave session state behind (and so pin a transaction-pooled client).
+#include "shardgate/router/session_effects.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+using namespace shardgate::router;
+using e = session_effect;
+
+TEST_CASE("session effects of statements") {
+    const std::vector<std::pair<std::string, session_effect>> cases = {
+        {"SELECT 1", e::none},
+        {"select * from t where a = 'SET x = 1'", e::none},
+        {"INSERT INTO t VALUES (1)", e::none},
+        {"BEGIN; UPDATE t SET a = 1; COMMIT", e::none},
+        {"UPDATE t SET a = 1", e::none},
+        {"SET search_path = a, b", e::set},
+        {"set TimeZone to 'UTC'", e::set},
+        {"SET SESSION statement_timeout = 5", e::set},
+        {"SET LOCAL statement_timeout = 5", e::none},
+        {"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", e::none},
+        {"SET CONSTRAINTS ALL DEFERRED", e::none},
+        {"SET ROLE bob", e::set},
+        {"SET SESSION AUTHORIZATION bob", e::set},
+        {"RESET search_path", e::set},
+        {"RESET ALL", e::set},
+        {"SELECT set_config('search_path', 'x', false)", e::set},
+        {"SELECT set_config('search_path', 'x', true)", e::none},
+        {"DISCARD ALL", e::discard},
+        {"discard temp", e::discard},
+        {"PREPARE p AS SELECT 1", e::prepare},
+        {"PREPARE TRANSACTION 'x'", e::none},
+        {"DEALLOCATE p", e::prepare},
+        {"DEALLOCATE ALL", e::prepare},
+        {"LISTEN chan", e::listen},
+        {"UNLISTEN *", e::listen},
+        {"NOTIFY chan", e::none},
+        {"CREATE TEMP TABLE t (a int)", e::temp_object},
+        {"CREATE TEMPORARY TABLE t (a int)", e::temp_object},
+        {"create local temporary table t (a int)", e::temp_object},
+        {"CREATE TABLE t (a int)", e::none},
+        {"SELECT * INTO TEMP t2 FROM t", e::temp_object},
+        {"CREATE TEMP VIEW v AS SELECT 1", e::temp_object},
+        {"DECLARE c CURSOR WITH HOLD FOR SELECT 1", e::hold_cursor},
+        {"DECLARE c CURSOR FOR SELECT 1", e::none},
+        {"SELECT pg_advisory_lock(1)", e::advisory_lock},
+        {"SELECT pg_try_advisory_lock(1, 2)", e::advisory_lock},
+        {"SELECT pg_advisory_lock_shared(1)", e::advisory_lock},
+        {"SELECT pg_advisory_xact_lock(1)", e::none},
+        {"SELECT pg_advisory_unlock(1)", e::none},
+        {"LOAD 'auto_explain'", e::load},
+        {"SELECT 1; SET search_path = x", e::set},
+        {"/* SET x */ SELECT 1", e::none},
+        {"SELECT 'unterminated", e::unknown},
+    };
+    for (const auto& [sql, want] : cases) {
+        CAPTURE(sql);
+        CHECK(to_string(find_session_effect(sql)) == to_string(want));
+    }
+}
