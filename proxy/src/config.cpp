@@ -143,6 +143,14 @@ void load_main(config& c, const toml::table& t, const std::string& origin) {
         r.integer("client_login_timeout_ms", c.client_login_timeout.count(), 1, 3600000));
     c.shutdown_timeout = std::chrono::milliseconds(
         r.integer("shutdown_timeout_ms", c.shutdown_timeout.count(), 0, 86400000));
+    c.shutdown_ready_delay = std::chrono::milliseconds(
+        r.integer("shutdown_ready_delay_ms", c.shutdown_ready_delay.count(), 0, 600000));
+    c.http_listen_addr = r.str("http_listen_addr", c.http_listen_addr);
+    boost::system::error_code http_addr_ec;
+    (void)boost::asio::ip::make_address(c.http_listen_addr, http_addr_ec);
+    if (http_addr_ec)
+        r.error("http_listen_addr", "must be an IP address, not '" + c.http_listen_addr + "'");
+    c.http_port = static_cast<std::uint16_t>(r.integer("http_port", c.http_port, 0, 65535));
     c.relay_engine = r.str("relay_engine", c.relay_engine);
     if (c.relay_engine != "asio" && c.relay_engine != "epoll")
         r.error("relay_engine", "must be asio or epoll");

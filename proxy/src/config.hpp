@@ -79,6 +79,12 @@ struct config {
     std::chrono::milliseconds server_connect_timeout{5000};
     std::chrono::milliseconds client_login_timeout{60000};  // Postgres' authentication_timeout
     std::chrono::milliseconds shutdown_timeout{30000};
+    // After SIGTERM/SIGINT, /health/ready answers 503 this long before the listener closes,
+    // so load balancers stop sending new clients first; shutdown_timeout starts after it.
+    std::chrono::milliseconds shutdown_ready_delay{0};
+    // The health endpoints' HTTP server (http_health.hpp); port 0: no HTTP server.
+    std::string http_listen_addr = "127.0.0.1";
+    std::uint16_t http_port = 0;
     std::string log_level = "info";
     // "epoll" (default): plain-TCP sessions relay on data-plane threads over a level-triggered
     // epoll set (data_plane.hpp); "asio": each session's two pumps run on its worker's

@@ -22,7 +22,10 @@ struct proxy_context {
     std::map<std::string, std::unique_ptr<ssl::context>, std::less<>> server_tls;
     cancel_registry cancels;
     std::atomic<std::uint32_t> clients{0};
-    std::atomic<bool> stopping{false};
+    std::atomic<bool> stopping{false};  // the listener is closed: logins get 57P03
+    // /health/ready: true once the listener accepts, false from the first SIGTERM/SIGINT
+    // (shutdown_ready_delay_ms before `stopping`), so load balancers stop sending clients.
+    std::atomic<bool> ready{false};
     // Data-plane threads (relay_engine = "epoll"); empty otherwise.
     std::vector<std::unique_ptr<data_plane>> planes;
     std::atomic<std::size_t> next_plane{0};

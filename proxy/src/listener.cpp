@@ -1,4 +1,4 @@
-// Listener, worker threads and signal handling of the shardgate process.
+// Listener, worker threads, health endpoints and signal handling of the shardgate process.
 #include "listener.hpp"
 
 #include <spdlog/spdlog.h>
@@ -37,6 +37,14 @@ proxy_server::~proxy_server() {
 
 int proxy_server::run() {
     const auto& cfg = *ctx_.cfg;
+    if (cfg.http_port != 0) {
+        // Bound first, so the health endpoints answer once the client port accepts.
+        health_ = std::make_unique<health_server>(main_io_, ctx_);
+        const auto http_port = health_->listen(cfg.http_listen_addr, cfg.http_port);
+        health_->start();
+        spdlog::info("health endpoints on http://{}:{}/health/live and /health/ready",
+                     cfg.http_listen_addr, http_port);
+    }
     tcp::endpoint ep(asio::ip::make_address(cfg.listen_addr), cfg.listen_port);
     acceptor_.open(ep.protocol());
     acceptor_.set_option(tcp::acceptor::reuse_address(true));
@@ -55,6 +63,7 @@ int proxy_server::run() {
     });
     pools_->start();
     asio::co_spawn(main_io_, accept_loop(), asio::detached);
+    ctx_.ready.store(true);
     spdlog::info("shardgate listening on {}:{} with {} workers and {} data planes", cfg.listen_addr,
                  acceptor_.local_endpoint().port(), worker_io_.size(), ctx_.planes.size());
     main_io_.run();
@@ -97,12 +106,14 @@ void proxy_server::on_signal(int signo) {
     if (signo == SIGHUP) {
         spdlog::info(
             "SIGHUP: configuration reload is not supported yet; keeping the running config");
-    } else if (!ctx_.stopping.exchange(true)) {
-        spdlog::info("{}: no new clients; waiting up to {} ms for clients to finish",
-                     signo == SIGTERM ? "SIGTERM" : "SIGINT", ctx_.cfg->shutdown_timeout.count());
-        error_code ignored;
-        acceptor_.close(ignored);
-        asio::co_spawn(main_io_, drain_and_stop(), asio::detached);
+    } else if (!shutdown_started_) {
+        shutdown_started_ = true;
+        // Readiness goes first: load balancers see 503 while the listener still accepts.
+        ctx_.ready.store(false);
+        spdlog::info("{}: not ready; the listener closes in {} ms",
+                     signo == SIGTERM ? "SIGTERM" : "SIGINT",
+                     ctx_.cfg->shutdown_ready_delay.count());
+        asio::co_spawn(main_io_, shut_down(), asio::detached);
     } else {
         spdlog::info("second stop signal: exiting now");
         main_io_.stop();
@@ -110,6 +121,20 @@ void proxy_server::on_signal(int signo) {
     signals_.async_wait([this](error_code ec, int s) {
         if (!ec) on_signal(s);
     });
+}
+
+awaitable<void> proxy_server::shut_down() {
+    if (ctx_.cfg->shutdown_ready_delay.count() > 0) {
+        asio::steady_timer t(main_io_, ctx_.cfg->shutdown_ready_delay);
+        error_code ec;
+        co_await t.async_wait(ec_token(ec));
+    }
+    ctx_.stopping.store(true);
+    error_code ignored;
+    acceptor_.close(ignored);
+    spdlog::info("no new clients; waiting up to {} ms for clients to finish",
+                 ctx_.cfg->shutdown_timeout.count());
+    co_await drain_and_stop();
 }
 
 awaitable<void> proxy_server::drain_and_stop() {

@@ -1,4 +1,5 @@
-// The running proxy: worker threads (one io_context each), the listening socket, signals.
+// The running proxy: worker threads (one io_context each), the listening socket, the health
+// endpoints, signals.
 #pragma once
 
 #include <memory>
@@ -6,6 +7,7 @@
 #include <vector>
 
 #include "context.hpp"
+#include "http_health.hpp"
 #include "io.hpp"
 #include "pools.hpp"
 
@@ -18,12 +20,14 @@ class proxy_server {
     proxy_server(const proxy_server&) = delete;
     proxy_server& operator=(const proxy_server&) = delete;
 
-    // Binds the listener (throws on failure), runs until SIGTERM/SIGINT and the drain that
-    // follows, then returns the process exit code.
+    // Binds the listener and the health endpoints (throws on failure), runs until
+    // SIGTERM/SIGINT and the shutdown that follows, then returns the process exit code.
     int run();
 
   private:
     awaitable<void> accept_loop();
+    // Not ready for shutdown_ready_delay, then the listener closes and drain_and_stop runs.
+    awaitable<void> shut_down();
     awaitable<void> drain_and_stop();
     void on_signal(int signo);
 
@@ -34,6 +38,8 @@ class proxy_server {
     std::vector<std::thread> threads_;
     tcp::acceptor acceptor_{main_io_};
     asio::signal_set signals_{main_io_};
+    std::unique_ptr<health_server> health_;  // answers until the process exits
+    bool shutdown_started_ = false;
     std::size_t next_worker_ = 0;
     std::unique_ptr<pool_registry> pools_;  // destroyed first: its sockets use the io_contexts
 };

@@ -15,13 +15,25 @@
 namespace shardgate::testsupport {
 namespace {
 
-std::string substitute_port(std::string text, int port) {
+std::string substitute_port(std::string text, std::string_view placeholder, int port) {
     const std::string value = std::to_string(port);
-    for (auto pos = text.find(port_placeholder); pos != std::string::npos;
-         pos = text.find(port_placeholder, pos + value.size())) {
-        text.replace(pos, port_placeholder.size(), value);
+    for (auto pos = text.find(placeholder); pos != std::string::npos;
+         pos = text.find(placeholder, pos + value.size())) {
+        text.replace(pos, placeholder.size(), value);
     }
     return text;
+}
+
+bool has_http_placeholder(const std::string& text) {
+    return text.find(http_port_placeholder) != std::string::npos;
+}
+
+// A free port other than `taken` (free_port() may hand out the same port twice in a row).
+int free_port_except(int taken) {
+    for (;;) {
+        const int p = free_port();
+        if (p != taken) return p;
+    }
 }
 
 }  // namespace
@@ -71,7 +83,9 @@ shardgate_process::~shardgate_process() {
 
 void shardgate_process::write_config(const std::string& toml) {
     config_template_ = toml;
-    write_file(config_file_, substitute_port(toml, port_));
+    if (http_port_ == 0 && has_http_placeholder(toml)) http_port_ = free_port_except(port_);
+    write_file(config_file_, substitute_port(substitute_port(toml, port_placeholder, port_),
+                                             http_port_placeholder, http_port_));
 }
 
 void shardgate_process::start() {
@@ -81,13 +95,16 @@ void shardgate_process::start() {
             spawn_and_wait();
             return;
         } catch (const std::runtime_error& e) {
-            // Someone else took the port between free_port() and shardgate's bind: take another.
+            // Someone else took a port between free_port() and shardgate's bind: take others.
             const std::string what = e.what();
-            if (attempt >= 3 || !port_from_placeholder_ || options_.port != 0 ||
+            const bool new_port = port_from_placeholder_ && options_.port == 0;
+            const bool new_http_port = has_http_placeholder(config_template_);
+            if (attempt >= 3 || !(new_port || new_http_port) ||
                 what.find("in use") == std::string::npos) {
                 throw;
             }
-            port_ = free_port();
+            if (new_port) port_ = free_port();
+            if (new_http_port) http_port_ = free_port_except(port_);
             write_config(config_template_);
         }
     }

@@ -203,3 +203,45 @@ TEST_CASE("pool setting mistakes are clear") {
     CHECK(error_of(std::string(minimal) + "pool_sise = 3\n") ==
           "test.toml:5: unknown setting 'users.alice.pool_sise'");
 }
+
+TEST_CASE("health endpoint and shutdown readiness keys: defaults and values") {
+    auto d = parse_config(minimal, "test.toml");
+    CHECK(d->http_listen_addr == "127.0.0.1");
+    CHECK(d->http_port == 0);  // no HTTP server
+    CHECK(d->shutdown_ready_delay.count() == 0);
+    auto c = parse_config(std::string("[shardgate]\nhttp_listen_addr = \"0.0.0.0\"\n"
+                                      "http_port = 8080\nshutdown_ready_delay_ms = 5000\n") +
+                              minimal,
+                          "test.toml");
+    CHECK(c->http_listen_addr == "0.0.0.0");
+    CHECK(c->http_port == 8080);
+    CHECK(c->shutdown_ready_delay.count() == 5000);
+    auto bounds =
+        parse_config(std::string("[shardgate]\nhttp_listen_addr = \"::1\"\n"
+                                 "http_port = 65535\nshutdown_ready_delay_ms = 600000\n") +
+                         minimal,
+                     "test.toml");
+    CHECK(bounds->http_listen_addr == "::1");
+    CHECK(bounds->http_port == 65535);
+    CHECK(bounds->shutdown_ready_delay.count() == 600000);
+}
+
+TEST_CASE("health endpoint and shutdown readiness key mistakes are clear") {
+    CHECK(error_of(std::string("[shardgate]\nhttp_port = 65536\n") + minimal) ==
+          "test.toml:2: 'shardgate.http_port' must be between 0 and 65535, not 65536");
+    CHECK(error_of(std::string("[shardgate]\nhttp_port = -1\n") + minimal) ==
+          "test.toml:2: 'shardgate.http_port' must be between 0 and 65535, not -1");
+    CHECK(error_of(std::string("[shardgate]\nhttp_port = \"8080\"\n") + minimal) ==
+          "test.toml:2: 'shardgate.http_port' must be an integer");
+    CHECK(error_of(std::string("[shardgate]\nshutdown_ready_delay_ms = 600001\n") + minimal) ==
+          "test.toml:2: 'shardgate.shutdown_ready_delay_ms' must be between 0 and 600000, not "
+          "600001");
+    CHECK(error_of(std::string("[shardgate]\nshutdown_ready_delay_ms = -5\n") + minimal) ==
+          "test.toml:2: 'shardgate.shutdown_ready_delay_ms' must be between 0 and 600000, not -5");
+    CHECK(error_of(std::string("[shardgate]\nhttp_listen_addr = 8080\n") + minimal) ==
+          "test.toml:2: 'shardgate.http_listen_addr' must be a string");
+    CHECK(error_of(std::string("[shardgate]\nhttp_listen_addr = \"localhost\"\n") + minimal) ==
+          "test.toml:2: 'shardgate.http_listen_addr': must be an IP address, not 'localhost'");
+    CHECK(error_of(std::string("[shardgate]\nhttp_prot = 8080\n") + minimal) ==
+          "test.toml:2: unknown setting 'shardgate.http_prot'");
+}

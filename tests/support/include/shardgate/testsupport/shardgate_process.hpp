@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "shardgate/testsupport/work_dir.hpp"
@@ -19,10 +20,14 @@ using namespace std::chrono_literals;
 // $SHARDGATE_BINARY if set, else the build's shardgate (compile definition SHARDGATE_BINARY).
 std::filesystem::path default_shardgate_binary();
 
+// Written where a second port goes (e.g. `http_port = @HTTP_PORT@`); replaced with http_port().
+inline constexpr std::string_view http_port_placeholder = "@HTTP_PORT@";
+
 struct shardgate_options {
     std::filesystem::path binary = default_shardgate_binary();
-    // Written to <temp dir>/shardgate.toml; every "@PORT@" becomes port(). Without a
-    // placeholder, the `listen_port = N` line in it is the port waited for.
+    // Written to <temp dir>/shardgate.toml; every "@PORT@" becomes port(), every
+    // "@HTTP_PORT@" http_port() (another free port). Without "@PORT@", the `listen_port = N`
+    // line in it is the port waited for.
     std::string config_toml;
     int port = 0;  // 0: a free loopback port (retried if another process grabs it first)
     std::chrono::milliseconds start_timeout = 10s;
@@ -49,10 +54,13 @@ class shardgate_process {
     // The exit code once it has exited within `timeout`, else nullopt.
     std::optional<int> wait_for_exit(std::chrono::milliseconds timeout);
 
-    // Rewrites the config file ("@PORT@" substituted); pair with reload() or restart.
+    // Rewrites the config file ("@PORT@", "@HTTP_PORT@" substituted); pair with reload() or
+    // restart.
     void write_config(const std::string& toml);
 
     int port() const { return port_; }
+    // The port "@HTTP_PORT@" stands for; 0 when the config never had the placeholder.
+    int http_port() const { return http_port_; }
     std::string host() const { return "127.0.0.1"; }
     pid_t pid() const { return pid_; }
     const std::filesystem::path& config_file() const { return config_file_; }
@@ -72,6 +80,7 @@ class shardgate_process {
     std::string config_template_;
     bool port_from_placeholder_ = false;
     int port_ = 0;
+    int http_port_ = 0;
     pid_t pid_ = 0;
     std::optional<int> exit_code_;
 };
