@@ -1,12 +1,53 @@
 // shardgate entry point: command line, config, logging, then the proxy server.
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <csignal>
+#include <cstdint>
+#include <cstring>
 #include <iostream>
 
 #include "config.hpp"
 #include "listener.hpp"
 #include "version.hpp"
+
+namespace {
+
+// Descriptors kept for everything but clients: listener, epoll sets and eventfds, server
+// connections, log files, DNS. A guess, not a budget: it only decides when to warn.
+constexpr std::uint64_t fd_headroom = 256;
+
+// Every client is a descriptor, and the usual soft RLIMIT_NOFILE (1024) is far below
+// max_client_conn: raise the soft limit to the hard one, which needs no privilege.
+void raise_fd_limit(std::uint32_t max_client_conn) {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) {
+        spdlog::warn("getrlimit(RLIMIT_NOFILE): {}", std::strerror(errno));
+        return;
+    }
+    const rlim_t old_soft = lim.rlim_cur;
+    if (lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+            spdlog::warn("setrlimit(RLIMIT_NOFILE, {}): {}", lim.rlim_max, std::strerror(errno));
+            lim.rlim_cur = old_soft;
+        }
+    }
+    spdlog::info("open file limit (RLIMIT_NOFILE): soft {} -> {}, hard {}", old_soft, lim.rlim_cur,
+                 lim.rlim_max);
+    const std::uint64_t want = std::uint64_t{max_client_conn} + fd_headroom;
+    if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < want) {
+        const std::uint64_t clients = lim.rlim_cur > fd_headroom ? lim.rlim_cur - fd_headroom : 0;
+        spdlog::warn(
+            "open file limit {} is below max_client_conn ({}) + {} for server connections and "
+            "the rest: about {} clients can be served; raise the hard limit (ulimit -Hn, "
+            "LimitNOFILE=) to at least {}",
+            lim.rlim_cur, max_client_conn, fd_headroom, clients, want);
+    }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     using namespace shardgate::proxy;
@@ -30,6 +71,7 @@ int main(int argc, char** argv) {
         }
         spdlog::set_level(spdlog::level::from_str(cfg->log_level));
         spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ [%t] %v");
+        raise_fd_limit(cfg->max_client_conn);
         std::signal(SIGPIPE, SIG_IGN);
         proxy_server server(cfg);
         return server.run();
