@@ -159,6 +159,8 @@ void load_main(config& c, const toml::table& t, const std::string& origin) {
     if (levels.count(c.log_level) == 0)
         r.error("log_level", "must be one of trace, debug, info, warn, error, off");
     load_pool(r, c.pool);
+    c.max_prepared_statements = static_cast<std::uint32_t>(
+        r.integer("max_prepared_statements", c.max_prepared_statements, 1, 100000));
     c.server_backoff_initial = std::chrono::milliseconds(
         r.integer("server_backoff_initial_ms", c.server_backoff_initial.count(), 1, 3600000));
     c.server_backoff_max = std::chrono::milliseconds(

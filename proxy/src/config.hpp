@@ -93,6 +93,8 @@ struct config {
     std::string tls_cert_file;
     std::string tls_key_file;
     pool_overrides pool;  // the defaults for every database and user
+    // Transaction pooling: prepared statements kept per server connection (LRU beyond).
+    std::uint32_t max_prepared_statements = 200;
     std::chrono::milliseconds server_backoff_initial{1000};
     std::chrono::milliseconds server_backoff_max{30000};
 

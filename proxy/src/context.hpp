@@ -11,6 +11,7 @@
 #include "config.hpp"
 #include "data_plane.hpp"
 #include "io.hpp"
+#include "statement_mux.hpp"
 
 namespace shardgate::proxy {
 
@@ -21,6 +22,7 @@ struct proxy_context {
     // Server side, one per database: shardgate as the TLS client.
     std::map<std::string, std::unique_ptr<ssl::context>, std::less<>> server_tls;
     cancel_registry cancels;
+    prepared_registry prepared;  // statement ids for transaction pooling (statement_mux.hpp)
     std::atomic<std::uint32_t> clients{0};
     std::atomic<bool> stopping{false};  // the listener is closed: logins get 57P03
     // /health/ready: true once the listener accepts, false from the first SIGTERM/SIGINT

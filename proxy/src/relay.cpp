@@ -186,9 +186,14 @@ awaitable<void> client_session::release_server(bool reusable) {
             spdlog::warn("pool {}: server_reset_query failed ({}); closing the connection",
                          pool_->pool->name(), r.error_message);
         conn_->applied.clear();
+        std::string q = pool_->cfg.server_reset_query;
+        for (auto& ch : q)
+            ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (q.find("discard all") != std::string::npos || q.find("deallocate") != std::string::npos)
+            conn_->prepared.clear();  // they are gone from the server
         // Transaction-mode connections are opened without parameters: after the reset they
         // carry none of this client's.
-        if (pool_->cfg.mode == pool_mode::transaction) conn_->startup_key.clear();
+        conn_->applied_key.clear();
     }
     if (reusable)
         pool_->pool->checkin(std::move(conn_));

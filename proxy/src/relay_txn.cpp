@@ -1,8 +1,9 @@
 // Query loop of a transaction-pooled client (pool_mode = transaction), on the Asio workers.
 // The client holds a server connection from the first message of a transaction until the
 // ReadyForQuery that shows it idle ('I') with nothing owed; then the connection goes back to
-// the pool. A client that leaves state in its server session (SET, PREPARE, LISTEN, temporary
-// tables, WITH HOLD cursors, session advisory locks, named protocol-level statements: see
+// the pool. Messages are handled whole: named prepared statements are renamed and prepared on
+// demand (statement_mux.hpp). A client that leaves other state in its server session (SET,
+// SQL PREPARE, LISTEN, temporary tables, WITH HOLD cursors, session advisory locks: see
 // router/session_effects.hpp) is pinned to its connection until it disconnects.
 #include <spdlog/spdlog.h>
 
@@ -34,8 +35,9 @@ rt::session_effect effect_of(char type, std::span<const std::byte> body, bool tr
             return rt::find_session_effect(cstring(body).first);
         case 'P': {
             auto [name, rest] = cstring(body);
-            // A named statement lives in the server session.
-            if (!name.empty()) return rt::session_effect::prepare;
+            // Named statements are shared through statement_mux; only what the query does
+            // to the session counts.
+            (void)name;
             return rt::find_session_effect(cstring(rest).first);
         }
         case 'F':  // a fast-path call may run anything (set_config, advisory locks...)
@@ -45,36 +47,67 @@ rt::session_effect effect_of(char type, std::span<const std::byte> body, bool tr
     }
 }
 
+// DISCARD ALL / DEALLOCATE ALL (a Query body mentioning ALL, after its effect was found).
+bool mentions_all(std::span<const std::byte> body) {
+    std::string q(cstring(body).first);
+    for (auto& ch : q)
+        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return q.find("discard all") != std::string::npos ||
+           q.find("deallocate all") != std::string::npos ||
+           q.find("deallocate prepare all") != std::string::npos;
+}
+
 }  // namespace
 
 awaitable<bool> client_session::attach_server() {
     auto res = co_await pool_->pool->checkout(client_.socket().get_executor());
     if (!res.ok()) {
-        // Not FATAL: the client may try again; it gets one error per reply it is owed.
+        // Not FATAL: the client may try again. Each reply it is owed (a Query, a Sync, a
+        // function call among the messages now dropped) is an error + ReadyForQuery.
         const std::string msg = "shardgate: " + res.error_message;
         const std::string code = res.error_code;
         spdlog::info("database {} user {}: no server connection: {}", database_name_, user_name_,
                      res.error_message);
-        const std::size_t owed = std::max<std::size_t>(1, tracker_.owed());
-        for (std::size_t i = 0; i < owed; ++i) {
+        std::size_t owed = 0;
+        const pr::frame_decoder dec(cfg_->max_message_size);
+        auto in = client_in_.pending();
+        for (auto f = dec.feed(in); f.status == pr::frame_status::ok; f = dec.feed(in)) {
+            if (f.msg.type == 'Q' || f.msg.type == 'S' || f.msg.type == 'F') ++owed;
+            in = in.subspan(f.consumed);
+            client_in_.consume(f.consumed);
+        }
+        for (std::size_t i = 0; i < std::max<std::size_t>(owed, 1); ++i) {
             pr::encode_error(out_, {pr::severity::error, code, msg});
             pr::be::encode(out_, pr::be::ready_for_query{'I'});
         }
-        tracker_.forget_owed();
         co_await flush_out();
         co_return false;
     }
     conn_ = std::move(res.conn);
     if (!co_await apply_startup_params()) co_return false;
     ctx_.cancels.set_target(key_, cancel_target{db_->host, db_->port, conn_->key});
+    mux_.attach(&conn_->prepared);
     ++attach_generation_;
     co_return true;
 }
 
 void client_session::detach_server() {
     ctx_.cancels.clear_target(key_);
+    mux_.detach();
     conn_->txn_status = 'I';
     pool_->pool->checkin(std::move(conn_));
+}
+
+awaitable<void> client_session::flush_client(error_code& ec) {
+    // One writer at a time: whoever writes sends everything queued meanwhile, in order.
+    if (client_writing_) co_return;
+    client_writing_ = true;
+    while (!client_out_.empty() && !ec) {
+        std::swap(client_out_, client_sending_);
+        co_await client_.async_write_all(client_sending_.view(), ec);
+        client_sending_.clear();
+    }
+    client_writing_ = false;
 }
 
 awaitable<void> client_session::relay_transaction_mode() {
@@ -82,11 +115,7 @@ awaitable<void> client_session::relay_transaction_mode() {
     auto ex = client_.socket().get_executor();
     // The greeting's connection goes back to the pool at once.
     detach_server();
-    // Bodies of Query and Parse up to 64 KiB are looked at (pinning); a longer one straddling
-    // reads is taken as unknown, which pins.
-    pr::message_scanner scanner(pr::exchange_tracker::client_types(), cfg_->max_message_size,
-                                64 * 1024);
-    std::vector<std::byte> held;
+    const pr::frame_decoder dec(cfg_->max_message_size);
     error_code ec;
     for (;;) {
         auto chunk = co_await client_.async_read_chunk(ec);
@@ -95,46 +124,14 @@ awaitable<void> client_session::relay_transaction_mode() {
             break;
         }
         if (tracker_.terminated()) continue;  // only watched for its close now
-        std::size_t forward = chunk.size();
-        rt::session_effect effect = rt::session_effect::none;
-        const auto err = scanner.feed(chunk, [&](char t, std::span<const std::byte> body,
-                                                 bool truncated) {
-            if (tracker_.terminated()) return;
-            tracker_.on_client(t);
-            if (t == 'X') {
-                const auto* p = body.data();
-                if (p != nullptr && p >= chunk.data() + 5 && p <= chunk.data() + chunk.size())
-                    forward = static_cast<std::size_t>(p - chunk.data()) - 5;
-                else
-                    forward = 0, tracker_.mark_dirty();
-                return;
-            }
-            if (effect == rt::session_effect::none) effect = effect_of(t, body, truncated);
-        });
-        if (err != pr::frame_error::none && !tracker_.terminated()) {
-            end_ = link_end::client_protocol_error;
-            client_error_ = err;
-            break;
-        }
-        client_at_boundary_ = scanner.at_boundary();
-        if (effect != rt::session_effect::none && !pinned_) {
-            pinned_ = true;
-            spdlog::debug("client {}@{} pinned to its server connection ({})", user_name_,
-                          database_name_, rt::to_string(effect));
-        }
-        chunk = chunk.first(forward);
-        if (!chunk.empty()) {
-            if (!conn_) {
-                // The read buffer is scratch: keep the bytes while waiting for a connection.
-                held.assign(chunk.begin(), chunk.end());
+        client_in_.append(chunk);
+        // A server connection for the first complete message (the bytes wait in client_in_).
+        if (!conn_) {
+            const auto first = dec.feed(client_in_.pending());
+            if (first.status == pr::frame_status::ok && first.msg.type != 'X') {
                 const bool attached = co_await attach_server();
                 if (!attached) {
                     if (fatal_sent_) break;
-                    if (!client_at_boundary_) {  // the rest of the message would be orphaned
-                        end_ = link_end::client_protocol_error;
-                        client_error_ = pr::frame_error::none;
-                        break;
-                    }
                     continue;
                 }
                 server_pump_running_ = true;
@@ -143,15 +140,58 @@ awaitable<void> client_session::relay_transaction_mode() {
                                    self->server_pump_running_ = false;
                                    self->server_pump_done_.cancel();
                                });
-                chunk = held;
             }
-            co_await server().async_write_all(chunk, ec);
+        }
+        // Whole messages only: statements are renamed and replies re-sequenced per message.
+        to_server_.clear();
+        pr::frame_error err = pr::frame_error::none;
+        for (;;) {
+            const auto f = dec.feed(client_in_.pending());
+            if (f.status == pr::frame_status::error) {
+                err = f.error;
+                break;
+            }
+            if (f.status != pr::frame_status::ok) break;
+            const char t = f.msg.type;
+            tracker_.on_client(t);
+            if (t == 'X') {
+                client_in_.clear();  // Postgres reads nothing after Terminate
+                break;
+            }
+            const auto effect = effect_of(t, f.msg.body, false);
+            if (effect != rt::session_effect::none && !pinned_) {
+                pinned_ = true;
+                spdlog::debug("client {}@{} pinned to its server connection ({})", user_name_,
+                              database_name_, rt::to_string(effect));
+            }
+            if (conn_) mux_.client_message(t, f.msg.body, to_server_, client_out_);
+            if ((effect == rt::session_effect::discard || effect == rt::session_effect::prepare) &&
+                t == 'Q' && mentions_all(f.msg.body))
+                mux_.forget_all();
+            client_in_.consume(f.consumed);
+        }
+        if (err != pr::frame_error::none) {
+            end_ = link_end::client_protocol_error;
+            client_error_ = err;
+            break;
+        }
+        client_at_boundary_ = client_in_.empty();
+        if (!client_out_.empty()) {
+            co_await flush_client(ec);
+            if (ec) {
+                end_ = link_end::client_write_failed;
+                break;
+            }
+        }
+        if (!to_server_.empty()) {
+            co_await server().async_write_all(to_server_.view(), ec);
             if (ec) {
                 if (!pumps_stopping_) end_ = link_end::server_write_failed;
                 break;
             }
         }
-        if (tracker_.terminated() && (!conn_ || (tracker_.server_idle() && server_at_boundary_))) {
+        if (tracker_.terminated() &&
+            (!conn_ || (tracker_.server_idle() && mux_.settled() && server_at_boundary_))) {
             end_ = link_end::client_closed;
             break;
         }
@@ -170,13 +210,15 @@ awaitable<void> client_session::relay_transaction_mode() {
         client_.close();
         co_return;
     }
+    if (!mux_.settled()) tracker_.mark_dirty();  // replies still owed: not reusable
     co_await finish_relay();
 }
 
 awaitable<void> client_session::pump_server_txn(std::shared_ptr<client_session> self,
                                                 std::uint64_t generation) {
     // Each attachment starts at a message boundary of the server's stream.
-    pr::message_scanner scanner(pr::type_set{'Z', 'E'}, pr::postgres_max_message_length, 4096);
+    const pr::frame_decoder dec(pr::postgres_max_message_length);
+    server_in_.clear();
     server_at_boundary_ = true;
     error_code ec;
     while (!pumps_stopping_ && conn_ && attach_generation_ == generation) {
@@ -188,22 +230,27 @@ awaitable<void> client_session::pump_server_txn(std::shared_ptr<client_session> 
             }
             co_return;
         }
-        const auto err = scanner.feed(chunk, [&](char type, std::span<const std::byte> body, bool) {
-            if (type == 'Z') {
-                tracker_.on_ready(body.empty() ? 'I' : static_cast<char>(body[0]));
-            } else if (type == 'E') {
-                auto e = pr::be::decode_error_response(body);
+        server_in_.append(chunk);
+        for (;;) {
+            const auto f = dec.feed(server_in_.pending());
+            if (f.status == pr::frame_status::error) {
+                end_ = link_end::server_protocol_error;
+                self->stop_client_pump();
+                co_return;
+            }
+            if (f.status != pr::frame_status::ok) break;
+            if (f.msg.type == 'Z') {
+                tracker_.on_ready(f.msg.body.empty() ? 'I' : static_cast<char>(f.msg.body[0]));
+            } else if (f.msg.type == 'E') {
+                auto e = pr::be::decode_error_response(f.msg.body);
                 if (e && (e->severity() == "FATAL" || e->severity() == "PANIC"))
                     tracker_.on_fatal();
             }
-        });
-        if (err != pr::frame_error::none) {
-            end_ = link_end::server_protocol_error;
-            self->stop_client_pump();
-            co_return;
+            mux_.server_message(server_in_.pending().first(f.consumed), client_out_);
+            server_in_.consume(f.consumed);
         }
-        co_await client_.async_write_all(chunk, ec);
-        server_at_boundary_ = scanner.at_boundary();
+        server_at_boundary_ = server_in_.empty();
+        co_await flush_client(ec);
         if (ec) {
             if (!pumps_stopping_) {
                 end_ = link_end::client_write_failed;
@@ -211,7 +258,7 @@ awaitable<void> client_session::pump_server_txn(std::shared_ptr<client_session> 
             }
             co_return;
         }
-        if (tracker_.server_idle() && server_at_boundary_) {
+        if (tracker_.server_idle() && mux_.settled() && server_at_boundary_) {
             if (tracker_.terminated()) {
                 end_ = link_end::client_closed;
                 self->stop_client_pump();

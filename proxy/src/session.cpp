@@ -30,7 +30,8 @@ client_session::client_session(proxy_context& ctx, tcp::socket sock)
       cfg_(ctx.cfg),
       client_(std::move(sock)),
       login_deadline_(client_.socket().get_executor()),
-      server_pump_done_(client_.socket().get_executor()) {
+      server_pump_done_(client_.socket().get_executor()),
+      mux_(ctx.prepared, ctx.cfg->max_prepared_statements) {
     ctx_.clients.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -209,11 +210,11 @@ awaitable<bool> client_session::apply_startup_params() {
     // the connection's value differs.
     // A connection whose session values are exactly these parameters needs nothing.
     const auto my_key = pool::startup_key(startup_params_);
-    if (conn_->startup_key == my_key) co_return true;
     // Transaction pooling: the connection may carry another client's parameters. RESET ALL
     // returns it to the server's defaults (it was opened with none), then ours are applied,
     // all in one round trip.
     const bool txn = pool_->cfg.mode == pool_mode::transaction;
+    if ((txn ? conn_->applied_key : conn_->startup_key) == my_key) co_return true;
     std::vector<std::pair<std::string, std::string>> wanted;
     for (const auto& [k, v] : startup_params_) {
         if (k == "options") {
@@ -273,7 +274,7 @@ awaitable<bool> client_session::apply_startup_params() {
     }
     for (auto& [k, v] : applied)
         conn_->applied[k] = v;
-    if (txn) conn_->startup_key = my_key;
+    if (txn) conn_->applied_key = my_key;
     co_return true;
 }
 

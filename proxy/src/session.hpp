@@ -18,8 +18,39 @@
 #include "shardgate/protocol/exchange_tracker.hpp"
 #include "shardgate/protocol/frame.hpp"
 #include "shardgate/protocol/write_buffer.hpp"
+#include "statement_mux.hpp"
 
 namespace shardgate::proxy {
+
+// Bytes received but not handled yet (a partial message), consumed from the front.
+class byte_queue {
+  public:
+    void append(std::span<const std::byte> b) {
+        if (start_ > 0 && start_ >= buf_.size() / 2) {
+            buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(start_));
+            start_ = 0;
+        }
+        buf_.insert(buf_.end(), b.begin(), b.end());
+    }
+    [[nodiscard]] std::span<const std::byte> pending() const {
+        return std::span<const std::byte>(buf_).subspan(start_);
+    }
+    void consume(std::size_t n) {
+        start_ += n;
+        if (start_ == buf_.size()) clear();
+    }
+    void clear() {
+        buf_.clear();
+        start_ = 0;
+        // An idle client keeps no big buffer (one large message once is enough).
+        if (buf_.capacity() > 64 * 1024) buf_.shrink_to_fit();
+    }
+    [[nodiscard]] bool empty() const { return start_ == buf_.size(); }
+
+  private:
+    std::vector<std::byte> buf_;
+    std::size_t start_ = 0;
+};
 
 // Session phases, in order; exactly one function (set_phase) changes it.
 enum class session_phase : std::uint8_t {
@@ -68,6 +99,7 @@ class client_session : public std::enable_shared_from_this<client_session> {
     awaitable<bool> attach_server();
     void detach_server();
     void stop_client_pump();
+    awaitable<void> flush_client(error_code& ec);
     awaitable<void> finish_relay();
     awaitable<void> release_server(bool reusable);
     awaitable<void> report_server_lost();
@@ -112,6 +144,13 @@ class client_session : public std::enable_shared_from_this<client_session> {
     bool server_pump_running_ = false;
     std::uint64_t attach_generation_ = 0;
     asio::steady_timer server_pump_done_;
+    statement_mux mux_;
+    byte_queue client_in_;
+    byte_queue server_in_;
+    protocol::write_buffer to_server_;
+    protocol::write_buffer client_out_;      // for the client, queued while another writes
+    protocol::write_buffer client_sending_;  // being written
+    bool client_writing_ = false;
     link_end end_ = link_end::client_closed;
     protocol::frame_error client_error_ = protocol::frame_error::none;
 };

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <regex>
 #include <set>
 #include <string>
@@ -32,14 +33,16 @@ struct fixture {
     explicit fixture(const std::string& pool) : topo(pg_topology::builder().build()) {
         topo.create_role("alice", "secret");
         topo.create_database("app", "alice");
-        pg().exec("CREATE TABLE counter(id int PRIMARY KEY, n bigint NOT NULL); "
-                  "INSERT INTO counter VALUES (1, 0); GRANT ALL ON counter TO alice",
-                  "app");
-        const std::string toml = "[shardgate]\nlisten_port = @PORT@\nworkers = 2\n"
-                                 "pool_mode = \"transaction\"\n" +
-                                 pool + "[databases.app]\nport = " + std::to_string(pg().port()) +
-                                 "\nserver_tls = \"disable\"\n[users.alice]\npassword = "
-                                 "\"secret\"\n";
+        pg().exec(
+            "CREATE TABLE counter(id int PRIMARY KEY, n bigint NOT NULL); "
+            "INSERT INTO counter VALUES (1, 0); GRANT ALL ON counter TO alice",
+            "app");
+        const std::string toml =
+            "[shardgate]\nlisten_port = @PORT@\nworkers = 2\n"
+            "pool_mode = \"transaction\"\n" +
+            pool + "[databases.app]\nport = " + std::to_string(pg().port()) +
+            "\nserver_tls = \"disable\"\n[users.alice]\npassword = "
+            "\"secret\"\n";
         sg = std::make_unique<shardgate_process>(shardgate_options{.config_toml = toml});
     }
     pg_server& pg() { return topo.shard(0).primary(); }
@@ -210,10 +213,18 @@ TEST_CASE("pgbench -M simple and -M extended, 16 clients over pool_size = 4: 0 f
     fixture f("pool_size = 4\ncheckout_timeout_ms = 30000\n");
     work_dir dir{"shardgate-txn-pgbench"};
     auto pgbench = [&](std::vector<std::string> args) {
-        std::vector<std::string> argv{
-            "env", "-i", "PATH=/usr/bin:/bin", "PGPASSWORD=secret", "PGSSLMODE=disable",
-            (pg_bindir() / "pgbench").string(), "-h", "127.0.0.1", "-p", std::to_string(f.sg->port()),
-            "-U", "alice"};
+        std::vector<std::string> argv{"env",
+                                      "-i",
+                                      "PATH=/usr/bin:/bin",
+                                      "PGPASSWORD=secret",
+                                      "PGSSLMODE=disable",
+                                      (pg_bindir() / "pgbench").string(),
+                                      "-h",
+                                      "127.0.0.1",
+                                      "-p",
+                                      std::to_string(f.sg->port()),
+                                      "-U",
+                                      "alice"};
         argv.insert(argv.end(), args.begin(), args.end());
         argv.push_back("app");
         return run_command(argv, {.timeout = 120s, .cwd = dir.path()});
@@ -228,10 +239,121 @@ TEST_CASE("pgbench -M simple and -M extended, 16 clients over pool_size = 4: 0 f
         CHECK(r.exit_code == 0);
         CHECK(r.output.find("number of failed transactions: 0 (0.000%)") != std::string::npos);
         std::smatch m;
-        REQUIRE(std::regex_search(r.output, m,
-                                  std::regex("number of transactions actually processed: ([0-9]+)")));
+        REQUIRE(std::regex_search(
+            r.output, m, std::regex("number of transactions actually processed: ([0-9]+)")));
         CHECK(std::stoll(m[1].str()) > 100);
         MESSAGE(std::string(mode) << ": " << m[1].str() << " transactions");
+    }
+    CHECK(f.server_conns() <= 4);
+}
+
+TEST_CASE("prepared statements through transaction pooling: 50 clients over pool_size = 5") {
+    // Every client prepares the same three statements under its own names and runs them in
+    // and out of transactions; server connections change under it all the time.
+    fixture f("pool_size = 5\ncheckout_timeout_ms = 60000\nmax_prepared_statements = 2\n");
+    f.pg().exec("CREATE TABLE kv(k int PRIMARY KEY, v bigint NOT NULL); GRANT ALL ON kv TO alice",
+                "app");
+    constexpr int clients = 50;
+    constexpr int rounds = 700;  // 50 x 700 x 3 = 105,000 executions
+    std::atomic<long> executions{0};
+    std::atomic<int> errors{0};
+    std::mutex mu;
+    std::string first_error;
+    std::vector<std::thread> threads;
+    for (int i = 0; i < clients; ++i) {
+        threads.emplace_back([&, i] {
+            auto c = f.connect();
+            auto fail = [&](PGresult* r, const char* what) {
+                ++errors;
+                std::lock_guard lock(mu);
+                if (first_error.empty())
+                    first_error = std::string(what) + ": " + PQresultErrorMessage(r);
+            };
+            const std::string n = std::to_string(i);
+            const std::string s_get = "get" + n, s_put = "put" + n, s_add = "add" + n;
+            struct {
+                const std::string& name;
+                const char* sql;
+            } stmts[] = {{s_get, "SELECT v FROM kv WHERE k = $1"},
+                         {s_put, "INSERT INTO kv VALUES ($1, 0) ON CONFLICT (k) DO NOTHING"},
+                         {s_add, "UPDATE kv SET v = v + 1 WHERE k = $1"}};
+            for (const auto& st : stmts) {
+                PGresult* r = PQprepare(c.get(), st.name.c_str(), st.sql, 1, nullptr);
+                if (PQresultStatus(r) != PGRES_COMMAND_OK) fail(r, "prepare");
+                PQclear(r);
+            }
+            const std::string key = std::to_string(i);
+            const char* params[] = {key.c_str()};
+            for (int round = 0; round < rounds; ++round) {
+                const bool in_txn = round % 5 == 0;
+                if (in_txn) PQclear(PQexec(c.get(), "BEGIN"));
+                for (const auto& st : stmts) {
+                    PGresult* r =
+                        PQexecPrepared(c.get(), st.name.c_str(), 1, params, nullptr, nullptr, 0);
+                    const auto status = PQresultStatus(r);
+                    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
+                        fail(r, st.name.c_str());
+                    else
+                        ++executions;
+                    PQclear(r);
+                }
+                if (in_txn) PQclear(PQexec(c.get(), "COMMIT"));
+                if (round == rounds / 2) {
+                    // Closing and preparing again works as in Postgres.
+                    PQclear(PQexec(c.get(), ("DEALLOCATE " + s_get).c_str()));
+                }
+            }
+        });
+    }
+    for (auto& t : threads)
+        t.join();
+    INFO(first_error);
+    CHECK(errors == 0);
+    CHECK(executions >= 100000);
+    MESSAGE("executions: " << executions.load() << ", errors: " << errors.load());
+    CHECK(f.server_conns() <= 5);
+    auto c = f.connect();
+    CHECK(value(c.get(), "SELECT sum(v) FROM kv") == std::to_string(clients * rounds));
+}
+
+TEST_CASE("pgbench -M prepared, 16 clients over pool_size = 4: 0 failures") {
+    fixture f("pool_size = 4\ncheckout_timeout_ms = 30000\n");
+    work_dir dir{"shardgate-txn-pgbench-prepared"};
+    auto pgbench = [&](std::vector<std::string> args) {
+        std::vector<std::string> argv{"env",
+                                      "-i",
+                                      "PATH=/usr/bin:/bin",
+                                      "PGPASSWORD=secret",
+                                      "PGSSLMODE=disable",
+                                      (pg_bindir() / "pgbench").string(),
+                                      "-h",
+                                      "127.0.0.1",
+                                      "-p",
+                                      std::to_string(f.sg->port()),
+                                      "-U",
+                                      "alice"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        argv.push_back("app");
+        return run_command(argv, {.timeout = 120s, .cwd = dir.path()});
+    };
+    const auto init = pgbench({"-i", "-s", "1", "-q"});
+    INFO(init.output);
+    REQUIRE(init.exit_code == 0);
+    // -N holds a connection from BEGIN to END. PG15's pgbench prepares a client's statements
+    // with blocking PQprepare calls on its thread, so clients sharing a thread with one that is
+    // inside a transaction would wait on each other (as through any transaction pooler):
+    // one thread per client.
+    for (const char* script : {"-S", "-N"}) {
+        CAPTURE(script);
+        const auto r = pgbench({"-M", "prepared", script, "-c", "16", "-j", "16", "-T", "5"});
+        INFO(r.output);
+        CHECK(r.exit_code == 0);
+        CHECK(r.output.find("number of failed transactions: 0 (0.000%)") != std::string::npos);
+        std::smatch m;
+        REQUIRE(std::regex_search(
+            r.output, m, std::regex("number of transactions actually processed: ([0-9]+)")));
+        CHECK(std::stoll(m[1].str()) > 100);
+        MESSAGE(std::string(script) << ": " << m[1].str() << " transactions");
     }
     CHECK(f.server_conns() <= 4);
 }

@@ -4,9 +4,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <list>
 #include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -16,6 +18,45 @@
 namespace shardgate::pool {
 
 using steady = std::chrono::steady_clock;
+
+// The shardgate-named prepared statements a server connection holds (transaction pooling),
+// by global statement id, least recently used first.
+class prepared_set {
+  public:
+    [[nodiscard]] bool contains(std::uint64_t id) const { return where_.count(id) != 0; }
+    void touch(std::uint64_t id) {
+        auto it = where_.find(id);
+        if (it != where_.end()) order_.splice(order_.end(), order_, it->second);
+    }
+    // Records `id`; returns the id to close first when that exceeds `capacity`.
+    std::optional<std::uint64_t> add(std::uint64_t id, std::size_t capacity) {
+        if (contains(id)) {
+            touch(id);
+            return std::nullopt;
+        }
+        order_.push_back(id);
+        where_[id] = std::prev(order_.end());
+        if (order_.size() <= capacity) return std::nullopt;
+        const auto victim = order_.front();
+        remove(victim);
+        return victim;
+    }
+    void remove(std::uint64_t id) {
+        auto it = where_.find(id);
+        if (it == where_.end()) return;
+        order_.erase(it->second);
+        where_.erase(it);
+    }
+    void clear() {
+        order_.clear();
+        where_.clear();
+    }
+    [[nodiscard]] std::size_t size() const { return order_.size(); }
+
+  private:
+    std::list<std::uint64_t> order_;
+    std::unordered_map<std::uint64_t, std::list<std::uint64_t>::iterator> where_;
+};
 
 struct server_conn {
     server_conn(pg_stream s, backend_key k) : stream(std::move(s)), key(k) {}
@@ -32,6 +73,10 @@ struct server_conn {
     // startup_key() writes them: RESET in a session returns to these values, so a client is
     // best served by a connection opened with its own.
     std::string startup_key;
+    // Transaction pooling: startup_key() of the client parameters applied on top of those
+    // (with set_config) since the last reset; "" when none are.
+    std::string applied_key;
+    prepared_set prepared;  // statements shardgate prepared on it (transaction pooling)
     char txn_status = 'I';
     steady::time_point created{};
     steady::time_point expires{steady::time_point::max()};  // server_lifetime with jitter
@@ -52,6 +97,9 @@ struct exec_result {
     // startup_key() writes them: RESET in a session returns to these values, so a client is
     // best served by a connection opened with its own.
     std::string startup_key;
+    // Transaction pooling: startup_key() of the client parameters applied on top of those
+    // (with set_config) since the last reset; "" when none are.
+    std::string applied_key;
     char txn_status = 'I';         // from that ReadyForQuery
     std::vector<std::byte> error;  // the first ErrorResponse, raw (whole message), if any
     std::string error_message;     // its M field, or why the exchange failed

@@ -1,7 +1,8 @@
 // Which statements leave state in a server session that outlives their transaction, so that a
 // transaction-pooled client must keep its server connection (be pinned to it): SET / RESET
 // (not SET LOCAL or SET TRANSACTION), DISCARD, SQL-level PREPARE / DEALLOCATE, LISTEN,
-// temporary tables, WITH HOLD cursors, session advisory locks, LOAD. Works on query shapes
+// temporary tables, WITH HOLD cursors, session advisory locks, LOAD (protocol-level named
+// statements are shared by proxy/statement_mux, not pinned). Works on query shapes
 // (shape.hpp): keywords are already lower-cased and comments gone. No I/O.
 #pragma once
 

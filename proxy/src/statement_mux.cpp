@@ -1,0 +1,292 @@
+// Prepared statements under transaction pooling: rewriting client messages and the replies.
+// Message flow and replies:
+// https://www.postgresql.org/docs/15/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
+#include "statement_mux.hpp"
+
+#include "shardgate/protocol/backend.hpp"
+#include "shardgate/protocol/errors.hpp"
+
+namespace shardgate::proxy {
+namespace pr = shardgate::protocol;
+namespace {
+
+// The C string at the start of `body` and what follows its NUL; {"", {}} when malformed.
+std::pair<std::string_view, std::span<const std::byte>> cstring(std::span<const std::byte> body) {
+    const auto* p = reinterpret_cast<const char*>(body.data());
+    for (std::size_t i = 0; i < body.size(); ++i) {
+        if (p[i] == '\0') return {std::string_view(p, i), body.subspan(i + 1)};
+    }
+    return {{}, {}};
+}
+
+void forward(pr::write_buffer& out, char type, std::span<const std::byte> body) {
+    const auto mark = out.begin_message(type);
+    out.bytes(body);
+    out.end_message(mark);
+}
+
+}  // namespace
+
+std::string server_statement_name(std::uint64_t id) {
+    return "sg" + std::to_string(id);
+}
+
+std::uint64_t prepared_registry::intern(std::span<const std::byte> key) {
+    std::string k(reinterpret_cast<const char*>(key.data()), key.size());
+    std::lock_guard lock(mu_);
+    auto [it, inserted] = ids_.emplace(std::move(k), next_);
+    if (inserted) ++next_;
+    return it->second;
+}
+
+std::size_t prepared_registry::size() const {
+    std::lock_guard lock(mu_);
+    return ids_.size();
+}
+
+void statement_mux::push(pending p) {
+    if (head_ == expected_.size()) {
+        expected_.clear();
+        head_ = 0;
+    }
+    expected_.push_back(std::move(p));
+}
+
+void statement_mux::pop() {
+    if (++head_ == expected_.size()) {
+        expected_.clear();
+        head_ = 0;
+    }
+}
+
+void statement_mux::fail(std::string code, std::string message) {
+    push({expect::synth_error, 0, std::move(code), std::move(message), {}});
+    skip_to_sync_ = true;
+}
+
+void statement_mux::ensure_prepared(const client_statement& s, pr::write_buffer& to_server) {
+    if (server_->contains(s.id)) {
+        server_->touch(s.id);
+        return;
+    }
+    if (auto victim = server_->add(s.id, max_prepared_)) {
+        const auto mark = to_server.begin_message('C');
+        to_server.u8('S');
+        to_server.cstring(server_statement_name(*victim));
+        to_server.end_message(mark);
+        push({expect::swallow_close, 0, {}, {}, {}});
+    }
+    const auto mark = to_server.begin_message('P');
+    to_server.cstring(server_statement_name(s.id));
+    to_server.bytes(s.key);
+    to_server.end_message(mark);
+    push({expect::swallow_parse, s.id, {}, {}, {}});
+}
+
+void statement_mux::client_message(char type, std::span<const std::byte> body,
+                                   pr::write_buffer& to_server, pr::write_buffer& to_client) {
+    if (skip_to_sync_) {
+        // Postgres ignores everything after an error up to Sync; so does shardgate.
+        if (type == 'S') {
+            skip_to_sync_ = false;
+            forward(to_server, type, body);
+            push({expect::sync, 0, {}, {}, {}});
+        }
+        return drain(to_client);
+    }
+    switch (type) {
+        case 'P': {
+            auto [name, rest] = cstring(body);
+            if (name.empty()) {
+                forward(to_server, type, body);
+                push({expect::parse, 0, {}, {}, {}});
+                break;
+            }
+            std::string n(name);
+            if (statements_.count(n) != 0) {
+                fail("42P05", "prepared statement \"" + n + "\" already exists");
+                break;
+            }
+            client_statement s{registry_.intern(rest), {rest.begin(), rest.end()}};
+            const auto& st = statements_.emplace(n, std::move(s)).first->second;
+            if (server_->contains(st.id)) {
+                server_->touch(st.id);
+                push({expect::synth_parse, st.id, {}, {}, n});
+                break;
+            }
+            if (auto victim = server_->add(st.id, max_prepared_)) {
+                const auto mark = to_server.begin_message('C');
+                to_server.u8('S');
+                to_server.cstring(server_statement_name(*victim));
+                to_server.end_message(mark);
+                push({expect::swallow_close, 0, {}, {}, {}});
+            }
+            const auto mark = to_server.begin_message('P');
+            to_server.cstring(server_statement_name(st.id));
+            to_server.bytes(st.key);
+            to_server.end_message(mark);
+            push({expect::parse, st.id, {}, {}, n});
+            break;
+        }
+        case 'B': {
+            auto [portal, after_portal] = cstring(body);
+            auto [stmt, rest] = cstring(after_portal);
+            if (stmt.empty()) {
+                forward(to_server, type, body);
+                push({expect::bind, 0, {}, {}, {}});
+                break;
+            }
+            auto it = statements_.find(std::string(stmt));
+            if (it == statements_.end()) {
+                fail("26000", "prepared statement \"" + std::string(stmt) + "\" does not exist");
+                break;
+            }
+            ensure_prepared(it->second, to_server);
+            const auto mark = to_server.begin_message('B');
+            to_server.cstring(portal);
+            to_server.cstring(server_statement_name(it->second.id));
+            to_server.bytes(rest);
+            to_server.end_message(mark);
+            push({expect::bind, 0, {}, {}, {}});
+            break;
+        }
+        case 'D':
+        case 'C': {
+            const char kind = body.empty() ? '\0' : static_cast<char>(body[0]);
+            auto [name, rest] = cstring(body.empty() ? body : body.subspan(1));
+            if (kind != 'S' || name.empty()) {
+                forward(to_server, type, body);
+                push({type == 'C'   ? expect::close
+                      : kind == 'S' ? expect::describe_stmt
+                                    : expect::describe_portal,
+                      0,
+                      {},
+                      {},
+                      {}});
+                break;
+            }
+            auto it = statements_.find(std::string(name));
+            if (type == 'C') {
+                // Closing is the client's business; the server keeps it for others. Closing
+                // a name that does not exist is not an error in Postgres either.
+                if (it != statements_.end()) statements_.erase(it);
+                push({expect::synth_close, 0, {}, {}, {}});
+                break;
+            }
+            if (it == statements_.end()) {
+                fail("26000", "prepared statement \"" + std::string(name) + "\" does not exist");
+                break;
+            }
+            ensure_prepared(it->second, to_server);
+            const auto mark = to_server.begin_message('D');
+            to_server.u8('S');
+            to_server.cstring(server_statement_name(it->second.id));
+            to_server.end_message(mark);
+            push({expect::describe_stmt, 0, {}, {}, {}});
+            break;
+        }
+        case 'E':
+            forward(to_server, type, body);
+            push({expect::execute, 0, {}, {}, {}});
+            break;
+        case 'S':
+            forward(to_server, type, body);
+            push({expect::sync, 0, {}, {}, {}});
+            break;
+        case 'Q':
+        case 'F':
+            forward(to_server, type, body);
+            push({expect::query, 0, {}, {}, {}});
+            break;
+        default:  // Flush, COPY data: no reply of their own
+            forward(to_server, type, body);
+            break;
+    }
+    drain(to_client);
+}
+
+void statement_mux::error_until_sync() {
+    // The server skips every message up to Sync after an error: their replies never come,
+    // and what shardgate owed for them is not owed either (as with Postgres, a skipped Parse
+    // creates nothing).
+    while (!settled() && expected_[head_].what != expect::sync) {
+        const auto& p = expected_[head_];
+        if ((p.what == expect::parse || p.what == expect::swallow_parse) && p.statement != 0 &&
+            server_ != nullptr)
+            server_->remove(p.statement);
+        if ((p.what == expect::parse || p.what == expect::synth_parse) && !p.client_name.empty())
+            statements_.erase(p.client_name);
+        pop();
+    }
+}
+
+void statement_mux::server_message(std::span<const std::byte> whole, pr::write_buffer& to_client) {
+    const char type = static_cast<char>(whole[0]);
+    // Notices, notifications and parameter changes can come at any time.
+    if (type == 'N' || type == 'A' || type == 'S' || settled()) {
+        to_client.bytes(whole);
+        return;
+    }
+    const auto& head = expected_[head_];
+    if (type == 'E') {
+        to_client.bytes(whole);
+        if (head.what == expect::query) return;  // a simple query still ends with ReadyForQuery
+        error_until_sync();
+        return drain(to_client);
+    }
+    bool done = false;
+    bool pass = true;
+    switch (head.what) {
+        case expect::parse:
+            done = type == '1';
+            break;
+        case expect::swallow_parse:
+            done = type == '1';
+            pass = !done;
+            break;
+        case expect::bind:
+            done = type == '2';
+            break;
+        case expect::describe_stmt:
+        case expect::describe_portal:
+            done = type == 'T' || type == 'n';
+            break;
+        case expect::execute:
+            done = type == 'C' || type == 'I' || type == 's';
+            break;
+        case expect::close:
+            done = type == '3';
+            break;
+        case expect::swallow_close:
+            done = type == '3';
+            pass = !done;
+            break;
+        case expect::sync:
+        case expect::query:
+            done = type == 'Z';
+            break;
+        default:
+            break;
+    }
+    if (pass) to_client.bytes(whole);
+    if (done) pop();
+    drain(to_client);
+}
+
+void statement_mux::drain(pr::write_buffer& to_client) {
+    while (!settled()) {
+        const auto& p = expected_[head_];
+        if (p.what == expect::synth_parse) {
+            pr::be::encode(to_client, pr::be::parse_complete{});
+        } else if (p.what == expect::synth_close) {
+            pr::be::encode(to_client, pr::be::close_complete{});
+        } else if (p.what == expect::synth_error) {
+            pr::encode_error(to_client, {pr::severity::error, p.code, p.message});
+        } else {
+            return;
+        }
+        pop();
+    }
+}
+
+}  // namespace shardgate::proxy

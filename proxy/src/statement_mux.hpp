@@ -1,0 +1,115 @@
+// Protocol-level prepared statements under transaction pooling. A client's named statements
+// live in shardgate: each (query text, parameter types) gets one process-wide id and the
+// server-side name "sg<id>"; a server connection prepares it on demand, the first time a client
+// that uses it runs there, and keeps at most max_prepared_statements (least recently used are
+// closed). Clients see exactly the replies they asked for: ParseComplete for a Parse that was
+// not sent (the connection had it), CloseComplete for a Close that was not sent, and nothing
+// from what shardgate injected. Errors for unknown or duplicate names are shardgate's own, as
+// Postgres words them.
+//
+// No I/O: fed complete messages, it writes what goes to the server and to the client.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "shardgate/pool/server_conn.hpp"
+#include "shardgate/protocol/write_buffer.hpp"
+
+namespace shardgate::proxy {
+
+// Process-wide: (query, parameter types) -> statement id. Thread-safe.
+class prepared_registry {
+  public:
+    // `key`: the Parse body after the statement name (query, NUL, parameter types).
+    std::uint64_t intern(std::span<const std::byte> key);
+    [[nodiscard]] std::size_t size() const;
+
+  private:
+    mutable std::mutex mu_;
+    std::unordered_map<std::string, std::uint64_t> ids_;
+    std::uint64_t next_ = 1;
+};
+
+class statement_mux {
+  public:
+    statement_mux(prepared_registry& registry, std::size_t max_prepared)
+        : registry_(registry), max_prepared_(max_prepared == 0 ? 1 : max_prepared) {}
+
+    // The statements the attached server connection holds; null while detached.
+    void attach(pool::prepared_set* server_statements) { server_ = server_statements; }
+    void detach() { server_ = nullptr; }
+
+    // One complete client message (type and body). What the server must get goes to
+    // `to_server`; replies shardgate gives itself, when due now, to `to_client`.
+    void client_message(char type, std::span<const std::byte> body,
+                        protocol::write_buffer& to_server, protocol::write_buffer& to_client);
+    // One complete server message (`whole`: type, length, body); what the client gets goes to
+    // `to_client`, and replies due after it too.
+    void server_message(std::span<const std::byte> whole, protocol::write_buffer& to_client);
+
+    // The client ran DISCARD ALL / DEALLOCATE ALL: its statements and the connection's are gone.
+    void forget_all() {
+        statements_.clear();
+        if (server_ != nullptr) server_->clear();
+    }
+
+    // No reply is expected from the server or owed by shardgate.
+    [[nodiscard]] bool settled() const { return head_ == expected_.size(); }
+    // The client uses named statements (they never pin it any more).
+    [[nodiscard]] std::size_t client_statements() const { return statements_.size(); }
+
+  private:
+    enum class expect : std::uint8_t {
+        parse,            // ParseComplete (or an error)
+        bind,             // BindComplete
+        describe_stmt,    // ParameterDescription, then RowDescription or NoData
+        describe_portal,  // RowDescription or NoData
+        execute,          // rows ... CommandComplete / EmptyQuery / PortalSuspended
+        close,            // CloseComplete
+        sync,             // ReadyForQuery
+        query,            // anything up to ReadyForQuery (simple query, function call)
+        swallow_parse,    // ParseComplete of an injected Parse: not for the client
+        swallow_close,    // CloseComplete of an injected Close
+        synth_parse,      // ParseComplete shardgate owes the client
+        synth_close,      // CloseComplete shardgate owes the client
+        synth_error,      // an ErrorResponse shardgate owes the client
+    };
+    struct pending {
+        expect what;
+        std::uint64_t statement = 0;  // parse / swallow_parse: the id being prepared
+        std::string code;             // synth_error
+        std::string message;
+        std::string client_name;  // parse / synth_parse: the client's name for the statement
+    };
+    struct client_statement {
+        std::uint64_t id;
+        std::vector<std::byte> key;  // query, NUL, parameter types: to prepare it anywhere
+    };
+
+    void push(pending p);
+    void pop();
+    void fail(std::string code, std::string message);
+    // Makes sure the attached connection has `s`, injecting Close/Parse as needed.
+    void ensure_prepared(const client_statement& s, protocol::write_buffer& to_server);
+    void drain(protocol::write_buffer& to_client);
+    void error_until_sync();
+
+    prepared_registry& registry_;
+    const std::size_t max_prepared_;
+    pool::prepared_set* server_ = nullptr;
+    std::unordered_map<std::string, client_statement> statements_;
+    // A FIFO (front at head_): a std::deque would allocate for every idle client.
+    std::vector<pending> expected_;
+    std::size_t head_ = 0;
+    bool skip_to_sync_ = false;  // after shardgate's own error: client messages up to Sync are
+                                 // not sent, as Postgres ignores them
+};
+
+std::string server_statement_name(std::uint64_t id);
+
+}  // namespace shardgate::proxy
