@@ -47,6 +47,22 @@ rt::session_effect effect_of(char type, std::span<const std::byte> body, bool tr
     }
 }
 
+// The SET/RESET statements of a Query, when every statement in it is one that can be replayed.
+std::optional<std::vector<std::pair<rt::tracked_setting, std::string>>> trackable_settings(
+    std::string_view sql) {
+    static const rt::shape_lexer lexer;
+    thread_local rt::shape_result res;
+    lexer.lex(sql, res);
+    if (!res.ok() || res.statement_count() == 0) return std::nullopt;
+    std::vector<std::pair<rt::tracked_setting, std::string>> out;
+    for (const auto& st : res.statements()) {
+        auto t = rt::trackable_setting(st.shape);
+        if (!t) return std::nullopt;
+        out.emplace_back(std::move(*t), std::string(sql.substr(st.offset, st.length)));
+    }
+    return out;
+}
+
 // DISCARD ALL / DEALLOCATE ALL (a Query body mentioning ALL, after its effect was found).
 bool mentions_all(std::span<const std::byte> body) {
     std::string q(cstring(body).first);
@@ -158,7 +174,17 @@ awaitable<void> client_session::relay_transaction_mode() {
                 client_in_.clear();  // Postgres reads nothing after Terminate
                 break;
             }
-            const auto effect = effect_of(t, f.msg.body, false);
+            auto effect = effect_of(t, f.msg.body, false);
+            // SET / RESET outside a transaction is remembered and replayed on the next
+            // connections instead of pinning (committed when its ReadyForQuery shows success).
+            if (effect == rt::session_effect::set && t == 'Q' && conn_ &&
+                tracker_.txn_status() == 'I' && pending_settings_.empty()) {
+                if (auto sets = trackable_settings(cstring(f.msg.body).first)) {
+                    pending_settings_ = std::move(*sets);
+                    pending_settings_failed_ = false;
+                    effect = rt::session_effect::none;
+                }
+            }
             if (effect != rt::session_effect::none && !pinned_) {
                 pinned_ = true;
                 spdlog::debug("client {}@{} pinned to its server connection ({})", user_name_,
@@ -241,7 +267,14 @@ awaitable<void> client_session::pump_server_txn(std::shared_ptr<client_session> 
             if (f.status != pr::frame_status::ok) break;
             if (f.msg.type == 'Z') {
                 tracker_.on_ready(f.msg.body.empty() ? 'I' : static_cast<char>(f.msg.body[0]));
+                if (!pending_settings_.empty()) {
+                    if (!pending_settings_failed_ && tracker_.txn_status() == 'I')
+                        commit_settings();
+                    else
+                        pending_settings_.clear();
+                }
             } else if (f.msg.type == 'E') {
+                pending_settings_failed_ = true;
                 auto e = pr::be::decode_error_response(f.msg.body);
                 if (e && (e->severity() == "FATAL" || e->severity() == "PANIC"))
                     tracker_.on_fatal();

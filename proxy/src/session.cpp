@@ -209,11 +209,11 @@ awaitable<bool> client_session::apply_startup_params() {
     // values as the startup packet would (lists like search_path included), and only where
     // the connection's value differs.
     // A connection whose session values are exactly these parameters needs nothing.
-    const auto my_key = pool::startup_key(startup_params_);
     // Transaction pooling: the connection may carry another client's parameters. RESET ALL
-    // returns it to the server's defaults (it was opened with none), then ours are applied,
-    // all in one round trip.
+    // returns it to the server's defaults (it was opened with none), then ours are applied
+    // (startup parameters, then the client's SET statements), all in one round trip.
     const bool txn = pool_->cfg.mode == pool_mode::transaction;
+    const auto my_key = txn ? session_key() : pool::startup_key(startup_params_);
     if ((txn ? conn_->applied_key : conn_->startup_key) == my_key) co_return true;
     std::vector<std::pair<std::string, std::string>> wanted;
     for (const auto& [k, v] : startup_params_) {
@@ -255,6 +255,8 @@ awaitable<bool> client_session::apply_startup_params() {
     }
     if (txn) {
         sql = "RESET ALL" + (sql.empty() ? std::string() : "; " + sql);
+        for (const auto& [name, stmt] : settings_)
+            sql += "; " + stmt;
         conn_->applied.clear();
     }
     if (sql.empty()) co_return true;
@@ -276,6 +278,49 @@ awaitable<bool> client_session::apply_startup_params() {
         conn_->applied[k] = v;
     if (txn) conn_->applied_key = my_key;
     co_return true;
+}
+
+std::string client_session::session_key() const {
+    std::string key = pool::startup_key(startup_params_);
+    for (const auto& [name, stmt] : settings_) {
+        key += '\x01';
+        key += stmt;
+    }
+    return key;
+}
+
+void client_session::commit_settings() {
+    // A RESET of a startup parameter returns the server to its own default rather than the
+    // client's startup value: the connection must be set up again before its next use.
+    bool redo = false;
+    auto is_startup = [this](const std::string& name) {
+        for (const auto& [k, v] : startup_params_) {
+            std::string lk = k;
+            for (auto& ch : lk)
+                ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+            if (lk == name || k == "options") return true;
+        }
+        return false;
+    };
+    for (auto& [t, stmt] : pending_settings_) {
+        auto same = [&t](const auto& e) { return e.first == t.name; };
+        switch (t.what) {
+            case router::tracked_setting::kind::set:
+                std::erase_if(settings_, same);
+                settings_.emplace_back(t.name, std::move(stmt));
+                break;
+            case router::tracked_setting::kind::reset:
+                std::erase_if(settings_, same);
+                redo = redo || is_startup(t.name);
+                break;
+            case router::tracked_setting::kind::reset_all:
+                settings_.clear();
+                redo = redo || !startup_params_.empty();
+                break;
+        }
+    }
+    pending_settings_.clear();
+    if (conn_) conn_->applied_key = redo ? std::string("\x02redo") : session_key();
 }
 
 void start_session(proxy_context& ctx, tcp::socket sock) {

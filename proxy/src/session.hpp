@@ -18,6 +18,7 @@
 #include "shardgate/protocol/exchange_tracker.hpp"
 #include "shardgate/protocol/frame.hpp"
 #include "shardgate/protocol/write_buffer.hpp"
+#include "shardgate/router/session_effects.hpp"
 #include "statement_mux.hpp"
 
 namespace shardgate::proxy {
@@ -151,6 +152,14 @@ class client_session : public std::enable_shared_from_this<client_session> {
     protocol::write_buffer client_out_;      // for the client, queued while another writes
     protocol::write_buffer client_sending_;  // being written
     bool client_writing_ = false;
+    // Session settings (SET/RESET outside transactions) replayed on every connection the
+    // client gets: parameter name -> the client's statement, in order.
+    std::vector<std::pair<std::string, std::string>> settings_;
+    std::vector<std::pair<router::tracked_setting, std::string>> pending_settings_;
+    bool pending_settings_failed_ = false;
+    // startup parameters + settings_: what applied_key must equal for a connection to be ours.
+    [[nodiscard]] std::string session_key() const;
+    void commit_settings();
     link_end end_ = link_end::client_closed;
     protocol::frame_error client_error_ = protocol::frame_error::none;
 };

@@ -1,6 +1,9 @@
 // Session effects of statements, read from their shapes.
 #include "shardgate/router/session_effects.hpp"
 
+#include <cctype>
+#include <vector>
+
 namespace shardgate::router {
 namespace {
 
@@ -76,6 +79,52 @@ session_effect session_effect_of(std::string_view s) {
         if (!contains(s, ", true)") && !contains(s, ",true)")) return session_effect::set;
     }
     return session_effect::none;
+}
+
+std::optional<tracked_setting> trackable_setting(std::string_view s) {
+    std::vector<std::string_view> tok;
+    for (std::size_t i = 0; i < s.size() && tok.size() < 6;) {
+        const auto sp = s.find(' ', i);
+        tok.push_back(s.substr(i, sp == std::string_view::npos ? s.npos : sp - i));
+        if (sp == std::string_view::npos) break;
+        i = sp + 1;
+    }
+    auto name_of = [](std::string_view t) -> std::optional<std::string> {
+        if (t.empty()) return std::nullopt;
+        std::string n;
+        for (char ch : t) {
+            if (ch == '"') continue;  // GUC names are case-insensitive, quoted or not
+            n += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        }
+        for (std::string_view bad : {"role", "session", "local", "transaction", "constraints",
+                                     "names", "schema", "xml", "authorization"}) {
+            if (n == bad) return std::nullopt;
+        }
+        return n;
+    };
+    if (tok.size() >= 2 && tok[0] == "reset") {
+        if (tok.size() != 2) return std::nullopt;
+        if (tok[1] == "all") return tracked_setting{tracked_setting::kind::reset_all, ""};
+        auto n = name_of(tok[1]);
+        if (!n) return std::nullopt;
+        return tracked_setting{tracked_setting::kind::reset, *n};
+    }
+    if (tok.size() >= 3 && tok[0] == "set") {
+        std::size_t i = 1;
+        if (tok[i] == "session" && tok.size() >= 4 && tok[2] != "authorization" &&
+            tok[2] != "characteristics")
+            ++i;
+        if (tok[i] == "time" && i + 1 < tok.size() && tok[i + 1] == "zone")
+            return tracked_setting{tracked_setting::kind::set, "timezone"};
+        if (i + 1 >= tok.size() || (tok[i + 1] != "to" && tok[i + 1] != "=")) return std::nullopt;
+        auto n = name_of(tok[i]);
+        if (!n) return std::nullopt;
+        // SET x TO DEFAULT is RESET x.
+        if (tok.size() == i + 3 && tok[i + 2] == "default")
+            return tracked_setting{tracked_setting::kind::reset, *n};
+        return tracked_setting{tracked_setting::kind::set, *n};
+    }
+    return std::nullopt;
 }
 
 session_effect find_session_effect(std::string_view sql) {

@@ -161,21 +161,20 @@ TEST_CASE("session state pins a client to its server connection until it leaves"
     auto a = f.connect();
     auto b = f.connect();
     REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
-    CHECK(status_of(a.get(), "SET search_path = pinned_schema, public") == "PGRES_COMMAND_OK");
+    // A temporary table lives in the server session: A keeps its connection.
+    CHECK(status_of(a.get(), "CREATE TEMP TABLE mine(x int)") == "PGRES_COMMAND_OK");
     const auto pid_a = value(a.get(), "SELECT pg_backend_pid()");
-    // B's transactions never see A's setting, however many run.
+    // B's transactions never land on A's connection, however many run.
     for (int i = 0; i < 20; ++i) {
-        CHECK(value(b.get(), "SHOW search_path") == "\"$user\", public");
+        CHECK(value(b.get(), "SELECT to_regclass('pg_temp.mine') IS NULL") == "t");
         CHECK(value(b.get(), "SELECT pg_backend_pid()") != pid_a);
     }
-    CHECK(value(a.get(), "SHOW search_path") == "pinned_schema, public");
+    CHECK(value(a.get(), "SELECT count(*) FROM mine") == "0");
     CHECK(value(a.get(), "SELECT pg_backend_pid()") == pid_a);
     a.reset();  // its connection is reset (DISCARD ALL) and shared again
-    std::set<std::string> seen;
     for (int i = 0; i < 10; ++i) {
         auto c = f.connect();
-        CHECK(value(c.get(), "SHOW search_path") == "\"$user\", public");
-        seen.insert(value(c.get(), "SELECT pg_backend_pid()"));
+        CHECK(status_of(c.get(), "SELECT * FROM mine") == "PGRES_FATAL_ERROR:42P01");
     }
     CHECK(f.server_conns() <= 2);
 }
@@ -356,4 +355,83 @@ TEST_CASE("pgbench -M prepared, 16 clients over pool_size = 4: 0 failures") {
         MESSAGE(std::string(script) << ": " << m[1].str() << " transactions");
     }
     CHECK(f.server_conns() <= 4);
+}
+
+TEST_CASE("SET follows each client: 50 clients, own search_path and TimeZone, pool_size = 5") {
+    fixture f("pool_size = 5\ncheckout_timeout_ms = 60000\n");
+    constexpr int clients = 50;
+    constexpr int transactions = 1000;
+    for (int i = 0; i < clients; ++i)
+        f.pg().exec("CREATE SCHEMA s" + std::to_string(i) + " AUTHORIZATION alice", "app");
+    const std::vector<std::string> zones = {"UTC", "Europe/Paris", "Asia/Tokyo", "America/New_York",
+                                            "Australia/Sydney"};
+    std::atomic<int> wrong{0};
+    std::atomic<long> statements{0};
+    std::mutex mu;
+    std::string first_wrong;
+    std::vector<std::thread> threads;
+    for (int i = 0; i < clients; ++i) {
+        threads.emplace_back([&, i] {
+            auto c = f.connect();
+            const std::string schema = "s" + std::to_string(i);
+            const std::string zone = zones[static_cast<std::size_t>(i) % zones.size()];
+            status_of(c.get(), "SET search_path = " + schema + ", public");
+            status_of(c.get(), "SET TimeZone TO '" + zone + "'");
+            if (i % 2 == 0)
+                status_of(c.get(), "SET statement_timeout = '" + std::to_string(i + 1) + "s'");
+            const std::string want = schema + ", public|" + zone + "|" +
+                                     (i % 2 == 0 ? std::to_string(i + 1) + "s" : "0");
+            const std::string q =
+                "SELECT current_setting('search_path') || '|' || "
+                "current_setting('TimeZone') || '|' || "
+                "current_setting('statement_timeout')";
+            for (int t = 0; t < transactions; ++t) {
+                std::string got;
+                if (t % 10 == 0) {  // some explicit transactions too
+                    status_of(c.get(), "BEGIN");
+                    got = value(c.get(), q);
+                    status_of(c.get(), "COMMIT");
+                } else {
+                    got = value(c.get(), q);
+                }
+                ++statements;
+                if (got != want) {
+                    ++wrong;
+                    std::lock_guard lock(mu);
+                    if (first_wrong.empty())
+                        first_wrong = "client " + std::to_string(i) + ": " + got;
+                }
+            }
+            // The client's own PGparameterStatus agrees.
+            if (std::string(PQparameterStatus(c.get(), "TimeZone")) != zone) ++wrong;
+        });
+    }
+    for (auto& t : threads)
+        t.join();
+    INFO(first_wrong);
+    CHECK(wrong == 0);
+    CHECK(statements == clients * transactions);
+    CHECK(f.server_conns() <= 5);
+    MESSAGE(statements.load() << " statements, " << wrong.load()
+                              << " saw another client's settings");
+}
+
+TEST_CASE("RESET, SET inside a transaction, and a failed SET") {
+    fixture f("pool_size = 1\n");
+    auto a = f.connect("options='-c statement_timeout=3s'");
+    auto b = f.connect();
+    CHECK(status_of(a.get(), "SET statement_timeout = '9s'") == "PGRES_COMMAND_OK");
+    CHECK(value(b.get(), "SHOW statement_timeout") == "0");
+    CHECK(value(a.get(), "SHOW statement_timeout") == "9s");
+    CHECK(status_of(a.get(), "RESET statement_timeout") == "PGRES_COMMAND_OK");
+    CHECK(value(b.get(), "SHOW statement_timeout") == "0");
+    CHECK(value(a.get(), "SHOW statement_timeout") == "3s");  // back to its startup value
+    CHECK(status_of(a.get(), "SET no_such_setting = 1") == "PGRES_FATAL_ERROR:42704");
+    CHECK(value(b.get(), "SELECT 1") == "1");
+    CHECK(value(a.get(), "SHOW statement_timeout") == "3s");
+    // SET inside a transaction block: rolled back, nothing remembered.
+    CHECK(status_of(a.get(), "BEGIN") == "PGRES_COMMAND_OK");
+    CHECK(status_of(a.get(), "SET lock_timeout = '7s'") == "PGRES_COMMAND_OK");
+    CHECK(status_of(a.get(), "ROLLBACK") == "PGRES_COMMAND_OK");
+    CHECK(value(a.get(), "SHOW lock_timeout") == "0");
 }

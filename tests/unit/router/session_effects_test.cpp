@@ -61,3 +61,44 @@ TEST_CASE("session effects of statements") {
         CHECK(to_string(find_session_effect(sql)) == to_string(want));
     }
 }
+
+TEST_CASE("trackable SET / RESET statements") {
+    using k = tracked_setting::kind;
+    struct row {
+        std::string sql;
+        bool trackable;
+        k what;
+        std::string name;
+    };
+    const std::vector<row> rows = {
+        {"SET search_path = a, b", true, k::set, "search_path"},
+        {"SET TimeZone TO 'UTC'", true, k::set, "timezone"},
+        {"set x.y = 1", true, k::set, "x.y"},
+        {"SET \"Search_Path\" TO x", true, k::set, "search_path"},
+        {"SET SESSION statement_timeout = 5", true, k::set, "statement_timeout"},
+        {"SET TIME ZONE 'UTC'", true, k::set, "timezone"},
+        {"SET statement_timeout TO DEFAULT", true, k::reset, "statement_timeout"},
+        {"SET SESSION lock_timeout = DEFAULT", true, k::reset, "lock_timeout"},
+        {"RESET ALL", true, k::reset_all, ""},
+        {"RESET lock_timeout", true, k::reset, "lock_timeout"},
+        {"SET ROLE bob", false, k::set, ""},
+        {"SET SESSION AUTHORIZATION bob", false, k::set, ""},
+        {"RESET ROLE", false, k::set, ""},
+        {"SET LOCAL search_path = a", false, k::set, ""},
+        {"SET TRANSACTION READ ONLY", false, k::set, ""},
+        {"SET NAMES 'UTF8'", false, k::set, ""},
+        {"SELECT 1", false, k::set, ""},
+    };
+    shape_lexer lexer;
+    for (const auto& r : rows) {
+        CAPTURE(r.sql);
+        auto res = lexer.lex(r.sql);
+        REQUIRE(res.statement_count() == 1);
+        auto t = trackable_setting(res.statements()[0].shape);
+        CHECK(t.has_value() == r.trackable);
+        if (t && r.trackable) {
+            CHECK(t->what == r.what);
+            CHECK(t->name == r.name);
+        }
+    }
+}

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "shardgate/router/shape.hpp"
@@ -27,6 +29,16 @@ enum class session_effect : std::uint8_t {
 };
 
 std::string_view to_string(session_effect e);
+
+// A session-level SET or RESET that can be replayed on another server connection:
+// SET [SESSION] name {TO | =} ..., SET [SESSION] TIME ZONE ..., RESET name, RESET ALL.
+// (SET ROLE / SESSION AUTHORIZATION and the like are not: they pin.)
+struct tracked_setting {
+    enum class kind : std::uint8_t { set, reset, reset_all };
+    kind what = kind::set;
+    std::string name;  // lower-cased; "" for reset_all
+};
+std::optional<tracked_setting> trackable_setting(std::string_view shape);
 
 // The first session effect of the statements in `sql` (a Query or Parse text), or none.
 session_effect find_session_effect(std::string_view sql);
