@@ -20,6 +20,7 @@ struct server_pool::waiter {
     std::unique_ptr<server_conn> conn;  // handed over by whoever freed it
     checkout_result failure;            // set when a connection attempt failed meanwhile
     bool failed = false;
+    steady::time_point since = steady::now();
 };
 
 namespace {
@@ -72,7 +73,7 @@ void server_pool::close_conn(std::unique_ptr<server_conn> c) {
 
 void server_pool::give_or_idle_locked(std::unique_ptr<server_conn> c,
                                       std::vector<std::unique_ptr<server_conn>>& to_close) {
-    if (closed_) {
+    if (closed_ || paused_) {
         to_close.push_back(std::move(c));
         return;
     }
@@ -88,7 +89,8 @@ void server_pool::give_or_idle_locked(std::unique_ptr<server_conn> c,
 }
 
 void server_pool::wake_first_locked() {
-    if (!waiters_.empty()) wake(waiters_.front(), waiters_.front()->timer, waiters_.front()->ex);
+    if (!waiters_.empty() && !paused_)
+        wake(waiters_.front(), waiters_.front()->timer, waiters_.front()->ex);
 }
 
 awaitable<checkout_result> server_pool::checkout(
@@ -110,7 +112,7 @@ awaitable<checkout_result> server_pool::checkout(
             if (closed_) {
                 fail.error_code = pr::sqlstate::admin_shutdown;
                 fail.error_message = "the pool for " + name_ + " is closed";
-            } else if (!idle_.empty()) {
+            } else if (!paused_ && !idle_.empty()) {
                 // A connection's startup parameters are what RESET returns to, so a client
                 // gets, in order: an idle connection opened with its own parameters (most
                 // recently used first); a new one; one opened with none, with the client's
@@ -138,10 +140,10 @@ awaitable<checkout_result> server_pool::checkout(
                     ++connecting_;
                     open = true;
                 }
-            } else if (total_locked() < limit && now >= next_attempt_) {
+            } else if (!paused_ && total_locked() < limit && now >= next_attempt_) {
                 ++connecting_;
                 open = true;
-            } else if (backoff_.count() > 0 && total_locked() == 0) {
+            } else if (!paused_ && backoff_.count() > 0 && total_locked() == 0) {
                 // Nothing is connected and the last attempt failed: say so now rather than
                 // keep the client waiting for a backend that is down.
                 fail.error_code = pr::sqlstate::connection_failure;
@@ -153,12 +155,23 @@ awaitable<checkout_result> server_pool::checkout(
             } else if (now - start >= s_.checkout_timeout) {
                 ++counters_.checkout_timeouts;
                 fail.error_code = pr::sqlstate::too_many_connections;
-                fail.error_message = "no server connection for " + name_ +
-                                     " became free within checkout_timeout (" +
-                                     std::to_string(s_.checkout_timeout.count()) + " ms); all " +
-                                     std::to_string(total_locked()) + " are in use";
+                const auto limit_ms = std::to_string(s_.checkout_timeout.count());
+                if (paused_) {
+                    fail.error_message = "the pool for " + name_ +
+                                         " is paused (PAUSE) and was not resumed within "
+                                         "checkout_timeout (" +
+                                         limit_ms + " ms)";
+                } else {
+                    fail.error_message = "no server connection for " + name_ +
+                                         " became free within checkout_timeout (" + limit_ms +
+                                         " ms); all " + std::to_string(total_locked()) +
+                                         " are in use";
+                }
             } else {
+                // Queued: for a connection to be freed, a slot, the reserve, the backoff to
+                // end, or (paused) resume().
                 w = std::make_shared<waiter>(ex);
+                w->since = start;
                 auto wake_at = start + s_.checkout_timeout;
                 if (s_.reserve_pool_size > 0 && !reserve_ok)
                     wake_at = std::min(wake_at, start + s_.reserve_pool_timeout);
@@ -278,15 +291,17 @@ awaitable<checkout_result> server_pool::open_new(
             out.error_message =
                 "cannot connect to the server for " + name_ + ": " + res.error_message;
             out.server_error = std::move(res.server_error);
-            // Clients queued behind this attempt learn of the failure now.
+            // Clients queued behind this attempt learn of the failure now (unless paused:
+            // they wait for RESUME, then try again).
             for (auto& w : waiters_) {
+                if (paused_) break;
                 w->failed = true;
                 w->failure.error_code = out.error_code;
                 w->failure.error_message = out.error_message;
                 w->failure.server_error = out.server_error;
                 wake(w, w->timer, w->ex);
             }
-            waiters_.clear();
+            if (!paused_) waiters_.clear();
         }
     }
     for (auto& c : to_close)
@@ -324,7 +339,7 @@ void server_pool::discard(std::unique_ptr<server_conn> c) {
 
 void server_pool::warm_up_locked() {
     const auto now = steady::now();
-    while (!closed_ && total_locked() < s_.min_pool_size && now >= next_attempt_ &&
+    while (!closed_ && !paused_ && total_locked() < s_.min_pool_size && now >= next_attempt_ &&
            waiters_.empty()) {
         ++connecting_;
         asio::co_spawn(
@@ -352,7 +367,7 @@ void server_pool::maintain() {
             const bool too_idle = s_.server_idle_timeout.count() > 0 &&
                                   now - c.last_used >= s_.server_idle_timeout &&
                                   total_locked() > s_.min_pool_size;
-            if (closed_ || expired || too_idle || !c.stream.is_open()) {
+            if (closed_ || paused_ || expired || too_idle || !c.stream.is_open()) {
                 to_close.push_back(std::move(*it));
                 it = idle_.erase(it);
             } else {
@@ -386,14 +401,40 @@ void server_pool::close() {
         close_conn(std::move(c));
 }
 
+void server_pool::pause() {
+    std::vector<std::unique_ptr<server_conn>> to_close;
+    {
+        std::lock_guard lock(mu_);
+        paused_ = true;
+        to_close.swap(idle_);
+    }
+    for (auto& c : to_close)
+        close_conn(std::move(c));
+}
+
+void server_pool::resume() {
+    std::lock_guard lock(mu_);
+    if (!paused_) return;
+    paused_ = false;
+    // Each waiter looks again, in queue order, and opens a connection or queues again.
+    for (auto& w : waiters_)
+        wake(w, w->timer, w->ex);
+}
+
 pool_stats server_pool::stats() const {
     std::lock_guard lock(mu_);
     pool_stats s = counters_;
+    const auto now = steady::now();
     s.active = active_;
     s.idle = static_cast<std::uint32_t>(idle_.size());
     s.connecting = connecting_;
     s.waiting = static_cast<std::uint32_t>(waiters_.size());
     s.backoff = backoff_;
+    for (const auto& c : idle_)
+        if (now - c->last_used >= s_.server_check_delay) ++s.used;
+    for (const auto& w : waiters_)
+        s.max_wait = std::max(s.max_wait, duration_cast<std::chrono::microseconds>(now - w->since));
+    s.paused = paused_;
     return s;
 }
 

@@ -45,6 +45,20 @@ class table_reader {
         }
         return v;
     }
+    // An array of strings (may be empty).
+    std::vector<std::string> strings(std::string_view key) {
+        const auto* n = take(key);
+        std::vector<std::string> out;
+        if (n == nullptr) return out;
+        const auto* arr = n->as_array();
+        if (arr == nullptr) fail(origin_, n->source(), name(key) + " must be an array of strings");
+        for (const auto& e : *arr) {
+            if (!e.is_string())
+                fail(origin_, e.source(), name(key) + " must be an array of strings");
+            out.emplace_back(e.as_string()->get());
+        }
+        return out;
+    }
     const toml::node* node(std::string_view key) { return t_.get(key); }
     void finish() {
         for (const auto& [k, v] : t_) {
@@ -167,6 +181,8 @@ void load_main(config& c, const toml::table& t, const std::string& origin) {
         r.integer("server_backoff_max_ms", c.server_backoff_max.count(), 1, 86400000));
     if (c.server_backoff_max < c.server_backoff_initial)
         r.error("server_backoff_max_ms", "must not be smaller than server_backoff_initial_ms");
+    c.admin_users = r.strings("admin_users");  // checked against [users] in parse_config
+    c.stats_users = r.strings("stats_users");
     c.tls_cert_file = r.str("tls_cert_file", "");
     c.tls_key_file = r.str("tls_key_file", "");
     if (c.tls_cert_file.empty() != c.tls_key_file.empty())
@@ -225,6 +241,23 @@ user_config load_user(std::string_view name, const toml::table& t, const std::st
     }
     r.finish();
     return u;
+}
+
+// admin_users / stats_users name users that [users] defines (each element's line on error).
+void check_console_users(const toml::table& root, const config& c, const std::string& origin) {
+    const auto* main = root["shardgate"].as_table();
+    if (main == nullptr) return;
+    for (const char* key : {"admin_users", "stats_users"}) {
+        const auto* arr = main->get_as<toml::array>(key);
+        if (arr == nullptr) continue;
+        for (const auto& e : *arr) {
+            const auto name = e.value_or(std::string());
+            if (c.users.count(name) == 0)
+                fail(origin, e.source(),
+                     "'shardgate." + std::string(key) + "': user '" + name +
+                         "' is not defined in [users]");
+        }
+    }
 }
 
 }  // namespace
@@ -296,6 +329,10 @@ std::shared_ptr<const config> parse_config(std::string_view toml_text, const std
             if (!node.is_table())
                 fail(origin, node.source(),
                      "databases." + std::string(name.str()) + " must be a table");
+            if (name.str() == "shardgate")
+                fail(origin, node.source(),
+                     "'databases.shardgate': the name shardgate is reserved for the admin "
+                     "console");
             c->databases.emplace(std::string(name.str()),
                                  load_database(name.str(), *node.as_table(), origin));
         }
@@ -311,6 +348,7 @@ std::shared_ptr<const config> parse_config(std::string_view toml_text, const std
     }
     if (c->databases.empty()) fail(origin, root.source(), "no [databases.<name>] configured");
     if (c->users.empty()) fail(origin, root.source(), "no [users.<name>] configured");
+    check_console_users(root, *c, origin);
     const unsigned cores = std::max(1U, std::thread::hardware_concurrency());
     if (c->workers == 0) c->workers = cores;
     if (c->data_planes == 0) c->data_planes = std::max(1U, cores - 1);

@@ -8,6 +8,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "shardgate/pool/server_login.hpp"
 #include "shardgate/pool/server_pool.hpp"
@@ -97,6 +98,10 @@ struct config {
     std::uint32_t max_prepared_statements = 200;
     std::chrono::milliseconds server_backoff_initial{1000};
     std::chrono::milliseconds server_backoff_max{30000};
+    // The admin console (database "shardgate", admin.hpp): users in [users] who may run every
+    // command, and users who may only SHOW.
+    std::vector<std::string> admin_users;
+    std::vector<std::string> stats_users;
 
     std::map<std::string, database_config, std::less<>> databases;
     std::map<std::string, user_config, std::less<>> users;

@@ -2,8 +2,10 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -16,7 +18,17 @@
 namespace shardgate::proxy {
 
 struct proxy_context {
+    // The configuration the process started with: listener, workers, data planes, TLS files
+    // (what a reload cannot change). The live configuration is live_config().
     std::shared_ptr<const config> cfg;
+    [[nodiscard]] std::shared_ptr<const config> live_config() const {
+        std::lock_guard lock(cfg_mu_);
+        return live_cfg_ ? live_cfg_ : cfg;
+    }
+    void set_config(std::shared_ptr<const config> c) {
+        std::lock_guard lock(cfg_mu_);
+        live_cfg_ = std::move(c);
+    }
     // Client side: shardgate as the TLS server. Null when tls_cert_file is not set.
     std::unique_ptr<ssl::context> client_tls;
     // Server side, one per database: shardgate as the TLS client.
@@ -32,9 +44,14 @@ struct proxy_context {
     std::vector<std::unique_ptr<data_plane>> planes;
     std::atomic<std::size_t> next_plane{0};
     class pool_registry* pools = nullptr;  // owned by proxy_server
+    std::function<std::string()> reload;   // set by proxy_server; "" = ok, else the error
 
     // Builds the TLS contexts; throws config_error when a certificate or key cannot be loaded.
     void init_tls();
+
+  private:
+    mutable std::mutex cfg_mu_;
+    std::shared_ptr<const config> live_cfg_;
 };
 
 }  // namespace shardgate::proxy

@@ -8,7 +8,8 @@
 
 namespace shardgate::proxy {
 
-proxy_server::proxy_server(std::shared_ptr<const config> cfg) {
+proxy_server::proxy_server(std::shared_ptr<const config> cfg, std::string config_path)
+    : config_path_(std::move(config_path)) {
     ctx_.cfg = std::move(cfg);
     ctx_.init_tls();
     const unsigned n = std::max(1U, ctx_.cfg->workers);
@@ -18,6 +19,7 @@ proxy_server::proxy_server(std::shared_ptr<const config> cfg) {
     }
     pools_ = std::make_unique<pool_registry>(ctx_.cfg, ctx_.server_tls, main_io_.get_executor());
     ctx_.pools = pools_.get();
+    ctx_.reload = [this] { return reload(); };
     for (unsigned i = 0; i < n; ++i) {
         // concurrency hint 1: each worker's io_context is only ever run by its own thread.
         worker_io_.push_back(std::make_unique<asio::io_context>(1));
@@ -37,6 +39,14 @@ proxy_server::~proxy_server() {
 
 int proxy_server::run() {
     const auto& cfg = *ctx_.cfg;
+    // Signals first: once the port accepts, a SIGHUP or SIGTERM must find its handler (the
+    // default action would end the process).
+    signals_.add(SIGTERM);
+    signals_.add(SIGINT);
+    signals_.add(SIGHUP);
+    signals_.async_wait([this](error_code ec, int signo) {
+        if (!ec) on_signal(signo);
+    });
     if (cfg.http_port != 0) {
         // Bound first, so the health endpoints answer once the client port accepts.
         health_ = std::make_unique<health_server>(main_io_, ctx_);
@@ -55,12 +65,6 @@ int proxy_server::run() {
     for (auto& p : ctx_.planes)
         p->start();
 
-    signals_.add(SIGTERM);
-    signals_.add(SIGINT);
-    signals_.add(SIGHUP);
-    signals_.async_wait([this](error_code ec, int signo) {
-        if (!ec) on_signal(signo);
-    });
     pools_->start();
     asio::co_spawn(main_io_, accept_loop(), asio::detached);
     ctx_.ready.store(true);
@@ -102,17 +106,54 @@ awaitable<void> proxy_server::accept_loop() {
     }
 }
 
+std::string proxy_server::reload() {
+    std::lock_guard lock(reload_mu_);
+    std::shared_ptr<const config> next;
+    try {
+        next = load_config(config_path_);
+    } catch (const std::exception& e) {
+        spdlog::error("reload failed, the running configuration stays: {}", e.what());
+        return e.what();
+    }
+    const auto& start = *ctx_.cfg;
+    // Server-side TLS contexts are made at start: a database that needs one it lacks waits for
+    // a restart, like the listener and thread settings (which are only reported).
+    for (const auto& [name, db] : next->databases) {
+        if (db.server_tls != server_tls_mode::disable && ctx_.server_tls.count(name) == 0) {
+            const std::string err = "database " + name +
+                                    " needs server TLS set up at start; restart shardgate to "
+                                    "add it";
+            spdlog::error("reload failed, the running configuration stays: {}", err);
+            return err;
+        }
+    }
+    if (next->listen_addr != start.listen_addr || next->listen_port != start.listen_port ||
+        next->workers != start.workers || next->data_planes != start.data_planes ||
+        next->relay_engine != start.relay_engine || next->tls_cert_file != start.tls_cert_file ||
+        next->tls_key_file != start.tls_key_file || next->http_port != start.http_port ||
+        next->http_listen_addr != start.http_listen_addr)
+        spdlog::warn(
+            "reload: listen addresses, ports, workers, data_planes, relay_engine and "
+            "TLS files change only with a restart");
+    spdlog::set_level(spdlog::level::from_str(next->log_level));
+    ctx_.set_config(next);
+    pools_->reload(next);
+    spdlog::info("configuration reloaded: {} databases, {} users", next->databases.size(),
+                 next->users.size());
+    return {};
+}
+
 void proxy_server::on_signal(int signo) {
     if (signo == SIGHUP) {
-        spdlog::info(
-            "SIGHUP: configuration reload is not supported yet; keeping the running config");
+        spdlog::info("SIGHUP: reloading {}", config_path_);
+        (void)reload();
     } else if (!shutdown_started_) {
         shutdown_started_ = true;
         // Readiness goes first: load balancers see 503 while the listener still accepts.
         ctx_.ready.store(false);
         spdlog::info("{}: not ready; the listener closes in {} ms",
                      signo == SIGTERM ? "SIGTERM" : "SIGINT",
-                     ctx_.cfg->shutdown_ready_delay.count());
+                     ctx_.live_config()->shutdown_ready_delay.count());
         asio::co_spawn(main_io_, shut_down(), asio::detached);
     } else {
         spdlog::info("second stop signal: exiting now");
@@ -124,8 +165,8 @@ void proxy_server::on_signal(int signo) {
 }
 
 awaitable<void> proxy_server::shut_down() {
-    if (ctx_.cfg->shutdown_ready_delay.count() > 0) {
-        asio::steady_timer t(main_io_, ctx_.cfg->shutdown_ready_delay);
+    if (ctx_.live_config()->shutdown_ready_delay.count() > 0) {
+        asio::steady_timer t(main_io_, ctx_.live_config()->shutdown_ready_delay);
         error_code ec;
         co_await t.async_wait(ec_token(ec));
     }
@@ -133,12 +174,12 @@ awaitable<void> proxy_server::shut_down() {
     error_code ignored;
     acceptor_.close(ignored);
     spdlog::info("no new clients; waiting up to {} ms for clients to finish",
-                 ctx_.cfg->shutdown_timeout.count());
+                 ctx_.live_config()->shutdown_timeout.count());
     co_await drain_and_stop();
 }
 
 awaitable<void> proxy_server::drain_and_stop() {
-    const auto until = std::chrono::steady_clock::now() + ctx_.cfg->shutdown_timeout;
+    const auto until = std::chrono::steady_clock::now() + ctx_.live_config()->shutdown_timeout;
     asio::steady_timer t(main_io_);
     while (ctx_.clients.load() > 0 && std::chrono::steady_clock::now() < until) {
         t.expires_after(std::chrono::milliseconds(50));

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -15,7 +17,8 @@ namespace shardgate::proxy {
 
 class proxy_server {
   public:
-    explicit proxy_server(std::shared_ptr<const config> cfg);
+    // `config_path`: what SIGHUP and the admin console's RELOAD read again.
+    proxy_server(std::shared_ptr<const config> cfg, std::string config_path);
     ~proxy_server();
     proxy_server(const proxy_server&) = delete;
     proxy_server& operator=(const proxy_server&) = delete;
@@ -30,6 +33,9 @@ class proxy_server {
     awaitable<void> shut_down();
     awaitable<void> drain_and_stop();
     void on_signal(int signo);
+    // Reads the config file again and applies what can change while running; "" on success,
+    // else why nothing changed. Thread-safe.
+    std::string reload();
 
     proxy_context ctx_;
     asio::io_context main_io_{1};
@@ -41,6 +47,8 @@ class proxy_server {
     std::unique_ptr<health_server> health_;  // answers until the process exits
     bool shutdown_started_ = false;
     std::size_t next_worker_ = 0;
+    std::string config_path_;
+    std::mutex reload_mu_;
     std::unique_ptr<pool_registry> pools_;  // destroyed first: its sockets use the io_contexts
 };
 

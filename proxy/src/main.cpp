@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
         spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ [%t] %v");
         raise_fd_limit(cfg->max_client_conn);
         std::signal(SIGPIPE, SIG_IGN);
-        proxy_server server(cfg);
+        proxy_server server(cfg, config_path);
         return server.run();
     } catch (const config_error& e) {
         std::cerr << "shardgate: " << e.what() << "\n";

@@ -25,10 +25,18 @@ pool_registry::~pool_registry() {
     close_all();
 }
 
-std::shared_ptr<pool_entry> pool_registry::get(const database_config& db, const user_config& user) {
+std::shared_ptr<pool_entry> pool_registry::get(const database_config& db_in,
+                                               const user_config& user_in) {
     std::lock_guard lock(mu_);
-    auto key = std::make_pair(db.name, user.name);
+    auto key = std::make_pair(db_in.name, user_in.name);
     if (auto it = pools_.find(key); it != pools_.end()) return it->second;
+    // The pool logs in with the registry's (live) configuration, which the login factory
+    // keeps alive; a session that started before a reload may name something since removed.
+    const auto db_it = cfg_->databases.find(db_in.name);
+    const auto user_it = cfg_->users.find(user_in.name);
+    if (db_it == cfg_->databases.end() || user_it == cfg_->users.end()) return nullptr;
+    const auto& db = db_it->second;
+    const auto& user = user_it->second;
 
     auto entry = std::make_shared<pool_entry>();
     entry->database = db.name;
@@ -63,6 +71,7 @@ std::shared_ptr<pool_entry> pool_registry::get(const database_config& db, const 
     };
     entry->pool = std::make_shared<pool::server_pool>(db.name + "/" + user.name,
                                                       entry->cfg.settings, maint_ex_, login);
+    if (paused_all_ || paused_.count(db.name) > 0) entry->pool->pause();
     pools_.emplace(key, entry);
     return entry;
 }
@@ -92,6 +101,104 @@ void pool_registry::schedule() {
             e->pool->maintain();
         schedule();
     });
+}
+
+namespace {
+
+// Whether two configs log into the same server the same way for (database, user).
+bool same_backend(const database_config& a, const database_config& b) {
+    return a.host == b.host && a.port == b.port && a.dbname == b.dbname &&
+           a.server_tls == b.server_tls && a.server_tls_ca_file == b.server_tls_ca_file &&
+           a.server_user == b.server_user && a.server_password == b.server_password;
+}
+bool same_credentials(const user_config& a, const user_config& b) {
+    return a.password == b.password && a.md5_hash == b.md5_hash &&
+           a.scram_verifier == b.scram_verifier;
+}
+
+}  // namespace
+
+void pool_registry::reload(std::shared_ptr<const config> cfg) {
+    std::vector<std::shared_ptr<pool_entry>> draining;
+    {
+        std::lock_guard lock(mu_);
+        const auto old = cfg_;
+        cfg_ = cfg;
+        for (auto it = pools_.begin(); it != pools_.end();) {
+            const auto& [dbname, username] = it->first;
+            auto& entry = it->second;
+            const auto ndb = cfg->databases.find(dbname);
+            const auto nuser = cfg->users.find(username);
+            const auto odb = old->databases.find(dbname);
+            const auto ouser = old->users.find(username);
+            const bool kept = ndb != cfg->databases.end() && nuser != cfg->users.end() &&
+                              odb != old->databases.end() && ouser != old->users.end() &&
+                              same_backend(odb->second, ndb->second) &&
+                              same_credentials(ouser->second, nuser->second);
+            if (kept) {
+                auto resolved = resolve_pool(*cfg, ndb->second, nuser->second);
+                if (resolved.mode == entry->cfg.mode &&
+                    resolved.server_reset_query == entry->cfg.server_reset_query) {
+                    entry->pool->set_settings(resolved.settings);
+                    ++it;
+                    continue;
+                }
+            }
+            // Replaced or removed: new clients get a new pool (or none); this one drains.
+            auto s = entry->cfg.settings;
+            s.min_pool_size = 0;
+            entry->pool->set_settings(s);
+            draining.push_back(entry);
+            it = pools_.erase(it);
+        }
+    }
+    for (const auto& e : draining)
+        spdlog::info("pool {}/{} drains: its database or user changed or was removed", e->database,
+                     e->user);
+    // Warm pools for new (database, user) pairs.
+    for (const auto& [dn, db] : cfg->databases) {
+        for (const auto& [un, user] : cfg->users) {
+            if (resolve_pool(*cfg, db, user).settings.min_pool_size > 0) get(db, user);
+        }
+    }
+}
+
+std::vector<std::shared_ptr<pool_entry>> pool_registry::entries() {
+    std::lock_guard lock(mu_);
+    std::vector<std::shared_ptr<pool_entry>> out;
+    for (const auto& [k, e] : pools_)
+        out.push_back(e);
+    return out;
+}
+
+void pool_registry::pause(const std::string& database) {
+    std::lock_guard lock(mu_);
+    if (database.empty())
+        paused_all_ = true;
+    else
+        paused_.insert(database);
+    for (const auto& [k, e] : pools_)
+        if (database.empty() || e->database == database) e->pool->pause();
+}
+
+std::string pool_registry::resume(const std::string& database) {
+    std::lock_guard lock(mu_);
+    if (!database.empty() && paused_all_)
+        return "all databases are paused; RESUME without a database name resumes them";
+    if (database.empty()) {
+        paused_all_ = false;
+        paused_.clear();
+    } else {
+        paused_.erase(database);
+    }
+    for (const auto& [k, e] : pools_)
+        if (database.empty() || e->database == database) e->pool->resume();
+    return {};
+}
+
+bool pool_registry::paused(const std::string& database) {
+    std::lock_guard lock(mu_);
+    return paused_all_ || paused_.count(database) > 0;
 }
 
 void pool_registry::close_all() {

@@ -2,12 +2,15 @@
 // use (or at start when min_pool_size asks for warm connections), and their upkeep timer.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "config.hpp"
 #include "io.hpp"
@@ -20,6 +23,7 @@ struct pool_entry {
     std::string user;
     resolved_pool cfg;
     std::shared_ptr<pool::server_pool> pool;
+    std::atomic<std::uint32_t> clients{0};  // sessions logged in to this pool (SHOW POOLS)
 
     // SCRAM keys recovered from a client's proof: how a user known only by its verifier logs
     // into the server. Learned at the first login, used for every later connection.
@@ -40,12 +44,27 @@ class pool_registry {
     pool_registry(const pool_registry&) = delete;
     pool_registry& operator=(const pool_registry&) = delete;
 
-    // The pool for a client of `db` logged in as `user` (created on first use).
+    // The pool for a client of `db` logged in as `user` (created on first use); null when
+    // the live configuration no longer has them (removed by a reload).
     std::shared_ptr<pool_entry> get(const database_config& db, const user_config& user);
     // Creates the pools that must keep warm connections and starts the upkeep timer.
     void start();
     // Closes every idle connection and refuses new checkouts; before the io_contexts go.
     void close_all();
+    // A new configuration: pools whose database and user are unchanged but for pool sizes and
+    // timeouts take the new settings at once; pools whose connection settings, pool_mode or
+    // reset query changed are replaced (the old one serves its current clients until they
+    // leave); pools of removed databases or users are left to drain the same way.
+    void reload(std::shared_ptr<const config> cfg);
+
+    // Admin console. Every pool, by (database, user).
+    std::vector<std::shared_ptr<pool_entry>> entries();
+    // PAUSE: the pools of `database` ("" = all) stop handing out connections
+    // (server_pool::pause); pools created meanwhile (first login, reload) start paused.
+    void pause(const std::string& database);
+    // RESUME; "" on success, else why not (one database while all are paused).
+    std::string resume(const std::string& database);
+    [[nodiscard]] bool paused(const std::string& database);
 
   private:
     void schedule();
@@ -57,6 +76,8 @@ class pool_registry {
     std::mutex mu_;
     std::map<std::pair<std::string, std::string>, std::shared_ptr<pool_entry>> pools_;
     bool closed_ = false;
+    bool paused_all_ = false;
+    std::set<std::string, std::less<>> paused_;  // databases paused one by one
 };
 
 }  // namespace shardgate::proxy

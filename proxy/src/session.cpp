@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "admin.hpp"
 #include "shardgate/protocol/backend.hpp"
 #include "shardgate/protocol/sqlstate.hpp"
 
@@ -27,16 +28,17 @@ std::string_view to_string(session_phase p) {
 
 client_session::client_session(proxy_context& ctx, tcp::socket sock)
     : ctx_(ctx),
-      cfg_(ctx.cfg),
+      cfg_(ctx.live_config()),
       client_(std::move(sock)),
       login_deadline_(client_.socket().get_executor()),
       server_pump_done_(client_.socket().get_executor()),
-      mux_(ctx.prepared, ctx.cfg->max_prepared_statements) {
+      mux_(ctx.prepared, cfg_->max_prepared_statements) {
     ctx_.clients.fetch_add(1, std::memory_order_relaxed);
 }
 
 client_session::~client_session() {
     if (conn_) pool_->pool->discard(std::move(conn_));  // a path that did not release it
+    if (pool_) pool_->clients.fetch_sub(1, std::memory_order_relaxed);
     if (key_issued_) ctx_.cancels.release(key_);
     ctx_.clients.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -89,16 +91,30 @@ awaitable<void> client_session::run() {
 }
 
 awaitable<bool> client_session::login_to_server() {
+    if (database_name_ == admin_database) {
+        // The admin console (admin.hpp) answers by itself: no server connection, and the
+        // session ends with the console.
+        key_ = ctx_.cancels.issue();
+        key_issued_ = true;
+        co_await async_run_console(ctx_, client_, cfg_, user_name_, key_);
+        co_return false;
+    }
     auto db_it = cfg_->databases.find(database_name_);
     if (db_it == cfg_->databases.end()) {
-        co_await send_error({pr::severity::fatal, pr::sqlstate::invalid_catalog_name,
-                             "database \"" + database_name_ + "\" does not exist"});
+        const std::string msg = "database \"" + database_name_ + "\" does not exist";
+        co_await send_error({pr::severity::fatal, pr::sqlstate::invalid_catalog_name, msg});
         co_return false;
     }
     db_ = &db_it->second;
     auto user_it = cfg_->users.find(user_name_);
     if (user_it == cfg_->users.end()) co_return false;  // authentication refused it already
     pool_ = ctx_.pools->get(*db_, user_it->second);
+    if (!pool_) {  // removed by a reload since this client connected
+        const std::string msg = "database \"" + database_name_ + "\" does not exist";
+        co_await send_error({pr::severity::fatal, pr::sqlstate::invalid_catalog_name, msg});
+        co_return false;
+    }
+    pool_->clients.fetch_add(1, std::memory_order_relaxed);
     if (scram_keys_) pool_->learn_keys(*scram_keys_);
 
     // Transaction pooling shares connections between clients transaction by transaction:
@@ -106,6 +122,25 @@ awaitable<bool> client_session::login_to_server() {
     static const std::vector<std::pair<std::string, std::string>> none;
     const auto& params = pool_->cfg.mode == pool_mode::transaction ? none : startup_params_;
     auto res = co_await pool_->pool->checkout(client_.socket().get_executor(), params);
+    // Session mode: RESET returns a connection to the startup parameters it was opened with,
+    // so one opened with another client's would leak them into this session. A waiting client
+    // can be handed any connection: such a one is replaced by a new one opened with ours.
+    const auto want_key = pool::startup_key(params);
+    for (int tries = 0; tries < 3 && res.ok() && !res.conn->startup_key.empty() &&
+                        res.conn->startup_key != want_key;
+         ++tries) {
+        pool_->pool->discard(std::move(res.conn));
+        auto again = co_await pool_->pool->checkout(client_.socket().get_executor(), params);
+        res = std::move(again);
+    }
+    if (res.ok() && !res.conn->startup_key.empty() && res.conn->startup_key != want_key) {
+        // Still someone else's (the pool kept handing them out): not usable for this client.
+        pool_->pool->checkin(std::move(res.conn));
+        res.error_code = pr::sqlstate::too_many_connections;
+        res.error_message =
+            "no server connection with this client's startup parameters "
+            "became available";
+    }
     if (!res.ok()) {
         if (!res.server_error.empty()) {
             // The server's own refusal (wrong server password, too many connections, unknown

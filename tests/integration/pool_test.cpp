@@ -52,6 +52,19 @@ struct fixture {
             pg().query_value("SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice' AND "
                              "datname = 'app' AND pid <> pg_backend_pid()"));
     }
+    // Waits until `want` of shardgate's server connections are idle after their reset (a
+    // client's release runs ROLLBACK/DISCARD ALL after it disconnected).
+    bool wait_reset(int want, std::chrono::milliseconds timeout = 5s) {
+        const auto until = clock_type::now() + timeout;
+        auto count = [this] {
+            return std::stoi(pg().query_value(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice' AND datname = "
+                "'app' AND state = 'idle' AND query = 'DISCARD ALL'"));
+        };
+        while (clock_type::now() < until && count() < want)
+            std::this_thread::sleep_for(20ms);
+        return count() >= want;
+    }
     bool wait_server_conns(int want, std::chrono::milliseconds timeout) {
         const auto until = clock_type::now() + timeout;
         while (clock_type::now() < until) {
@@ -91,6 +104,7 @@ TEST_CASE("a session-mode server connection is reused, reset between clients") {
         CHECK(ok(a.get(), "CREATE TEMP TABLE t(x int)"));
         CHECK(ok(a.get(), "PREPARE p AS SELECT 1"));
     }
+    REQUIRE(f.wait_reset(1));
     auto b = f.connect();
     REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
     CHECK(value(b.get(), "SELECT pg_backend_pid()") == pid);  // the same server connection
@@ -112,6 +126,7 @@ TEST_CASE("a client that leaves inside a transaction: rolled back, the connectio
         CHECK(ok(a.get(), "BEGIN"));
         CHECK(ok(a.get(), "INSERT INTO kept VALUES (1)"));
     }
+    REQUIRE(f.wait_reset(1));
     auto b = f.connect();
     REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
     CHECK(value(b.get(), "SELECT pg_backend_pid()") == pid);

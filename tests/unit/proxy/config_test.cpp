@@ -245,3 +245,32 @@ TEST_CASE("health endpoint and shutdown readiness key mistakes are clear") {
     CHECK(error_of(std::string("[shardgate]\nhttp_prot = 8080\n") + minimal) ==
           "test.toml:2: unknown setting 'shardgate.http_prot'");
 }
+
+TEST_CASE("admin_users and stats_users: defaults and values") {
+    auto d = parse_config(minimal, "test.toml");
+    CHECK(d->admin_users.empty());
+    CHECK(d->stats_users.empty());
+    auto c = parse_config(std::string("[shardgate]\nadmin_users = [\"alice\"]\n"
+                                      "stats_users = [\"bob\", \"alice\"]\n") +
+                              minimal + "[users.bob]\npassword = \"pw\"\n",
+                          "test.toml");
+    CHECK(c->admin_users == std::vector<std::string>{"alice"});
+    CHECK(c->stats_users == std::vector<std::string>{"bob", "alice"});
+    auto empty = parse_config(std::string("[shardgate]\nadmin_users = []\n") + minimal, "t.toml");
+    CHECK(empty->admin_users.empty());
+}
+
+TEST_CASE("admin_users and stats_users mistakes are clear") {
+    CHECK(error_of(std::string("[shardgate]\nadmin_users = [\"alice\", \"carol\"]\n") + minimal) ==
+          "test.toml:2: 'shardgate.admin_users': user 'carol' is not defined in [users]");
+    CHECK(error_of(std::string("[shardgate]\nstats_users = [\n  \"alice\",\n  \"dave\",\n]\n") +
+                   minimal) ==
+          "test.toml:4: 'shardgate.stats_users': user 'dave' is not defined in [users]");
+    CHECK(error_of(std::string("[shardgate]\nadmin_users = \"alice\"\n") + minimal) ==
+          "test.toml:2: 'shardgate.admin_users' must be an array of strings");
+    CHECK(error_of(std::string("[shardgate]\nadmin_users = [\"alice\", 7]\n") + minimal) ==
+          "test.toml:2: 'shardgate.admin_users' must be an array of strings");
+    CHECK(error_of(std::string(minimal) + "[databases.shardgate]\nport = 5432\n") ==
+          "test.toml:5: 'databases.shardgate': the name shardgate is reserved for the admin "
+          "console");
+}

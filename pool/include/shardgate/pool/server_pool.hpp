@@ -48,6 +48,9 @@ struct pool_stats {
     std::uint64_t connect_failures = 0;
     std::uint64_t checkout_timeouts = 0;
     std::chrono::milliseconds backoff{0};  // current backoff after failures, 0 when healthy
+    std::uint32_t used = 0;  // of `idle`: idle past server_check_delay (checked before use)
+    std::chrono::microseconds max_wait{0};  // how long the longest-waiting client has waited
+    bool paused = false;                    // PAUSE: checkouts wait until resume()
 };
 
 struct checkout_result {
@@ -88,6 +91,13 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
     void set_settings(const pool_settings& s);
     // Closes idle connections and refuses new checkouts (database removed from config).
     void close();
+    // PAUSE (admin console): checkouts wait (still bounded by checkout_timeout), idle
+    // connections are closed and so is every connection checked in until resume(); connections
+    // in use stay with their clients. Paused and drained once stats() shows no active and no
+    // connecting connection.
+    void pause();
+    // RESUME: every waiting client looks again (and opens a connection if needed).
+    void resume();
 
     [[nodiscard]] pool_stats stats() const;
     [[nodiscard]] const std::string& name() const { return name_; }
@@ -114,6 +124,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
     std::uint32_t active_ = 0;
     std::uint32_t connecting_ = 0;
     bool closed_ = false;
+    bool paused_ = false;
     pool_stats counters_;
     std::chrono::milliseconds backoff_{0};
     steady::time_point next_attempt_{};
