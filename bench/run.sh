@@ -324,6 +324,7 @@ if has_target shardgate; then
         [[ -z $WORKERS ]] || echo "workers = $WORKERS"
         [[ -z $DATA_PLANES ]] || echo "data_planes = $DATA_PLANES"
         # Sized like PgBouncer's pool above: every client gets a server connection.
+        echo "pool_mode = \"$POOL_MODE\""
         echo "pool_size = $((MAX_CLIENTS + 5))"
         echo "max_client_conn = $((MAX_CLIENTS + 20))"
         echo "log_level = \"warn\""
@@ -601,7 +602,7 @@ Command: `{envs}{E['CMD'].strip()}`; pgbench runs took {mins}m{secs:02d}s, {tmin
 - proxy CPU µs/txn: the proxy process's utime+stime (/proc/<pid>/stat) over the pgbench run, divided by the
   transactions processed; tps spread: (max − min) / median over the rounds
 - Postgres {E['PG_VERSION']} (fsync=off), {E['PGB_VERSION'] or 'PgBouncer not run'} pool_mode={E['POOL_MODE']},
-  {E['SG_VERSION'] or 'shardgate not run'} (binary sha256 {E['SG_SHA'] or '–'}, repo {E['HEAD']}{E['DIRTY']}, workers: {workers}, data planes: {planes}), session mode
+  {E['SG_VERSION'] or 'shardgate not run'} (binary sha256 {E['SG_SHA'] or '–'}, repo {E['HEAD']}{E['DIRTY']}, workers: {workers}, data planes: {planes}), pool_mode={E['POOL_MODE']}
 - machine: {E['NPROC']} × {E['CPU_MODEL']}; pgbench, Postgres and the proxies all share it; kernel autogroup
   scheduling: {autogroup}; Postgres, PgBouncer (-d) and shardgate (setsid) each run in their own session
   Load average (1/5/15 min) before: {E['LOAD_BEFORE']}, after: {E['LOAD_AFTER']}

@@ -13,6 +13,8 @@ pkgs=(
   libpg-query-dev libprotobuf-c-dev libspdlog-dev libfmt-dev libcli11-dev libbenchmark-dev
   postgresql-15 postgresql-client-15 postgresql-contrib
   pgbouncer pgpool2
+  # Real Python drivers for the prepared-statement client test (psycopg 3, asyncpg)
+  python3-psycopg python3-asyncpg
   procps iproute2 util-linux
 )
 

@@ -47,7 +47,8 @@ rt::session_effect effect_of(char type, std::span<const std::byte> body, bool tr
     }
 }
 
-// The SET/RESET statements of a Query, when every statement in it is one that can be replayed.
+// The SET/RESET statements of a Query, when every other statement in it leaves nothing in the
+// session (asyncpg's reset: SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL).
 std::optional<std::vector<std::pair<rt::tracked_setting, std::string>>> trackable_settings(
     std::string_view sql) {
     static const rt::shape_lexer lexer;
@@ -57,8 +58,11 @@ std::optional<std::vector<std::pair<rt::tracked_setting, std::string>>> trackabl
     std::vector<std::pair<rt::tracked_setting, std::string>> out;
     for (const auto& st : res.statements()) {
         auto t = rt::trackable_setting(st.shape);
-        if (!t) return std::nullopt;
-        out.emplace_back(std::move(*t), std::string(sql.substr(st.offset, st.length)));
+        if (t) {
+            out.emplace_back(std::move(*t), std::string(sql.substr(st.offset, st.length)));
+        } else if (rt::session_effect_of(st.shape) != rt::session_effect::none) {
+            return std::nullopt;  // something else that stays in the session: pin
+        }
     }
     return out;
 }

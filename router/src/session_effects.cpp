@@ -55,7 +55,8 @@ session_effect session_effect_of(std::string_view s) {
     if (starts_with(s, "prepare ") && !starts_with(s, "prepare transaction "))
         return session_effect::prepare;
     if (starts_with(s, "deallocate")) return session_effect::prepare;
-    if (starts_with(s, "listen ") || starts_with(s, "unlisten ")) return session_effect::listen;
+    // UNLISTEN only removes state (asyncpg's connection reset sends UNLISTEN *).
+    if (starts_with(s, "listen ")) return session_effect::listen;
     if (starts_with(s, "load ")) return session_effect::load;
     if (starts_with(s, "declare ") && contains(s, " with hold "))
         return session_effect::hold_cursor;

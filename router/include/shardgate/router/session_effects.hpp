@@ -20,7 +20,7 @@ enum class session_effect : std::uint8_t {
     set,            // SET / RESET / SET SESSION ... / set_config(..., false)
     discard,        // DISCARD ALL / PLANS / SEQUENCES / TEMP
     prepare,        // SQL PREPARE / DEALLOCATE
-    listen,         // LISTEN / UNLISTEN
+    listen,         // LISTEN
     temp_object,    // CREATE TEMP TABLE / VIEW / SEQUENCE, SELECT ... INTO TEMP
     hold_cursor,    // DECLARE ... WITH HOLD
     advisory_lock,  // pg_advisory_lock* (not the _xact_ ones)
