@@ -85,6 +85,7 @@ awaitable<void> client_session::run() {
     set_phase(session_phase::server_login);
     if (!co_await login_to_server()) co_return close_all();
     set_phase(session_phase::relay);
+    out_.release();  // the login's messages are sent; an idle client keeps no buffer
     co_await relay();
     set_phase(session_phase::closed);
     client_.close();

@@ -64,6 +64,8 @@ class write_buffer {
     [[nodiscard]] bool empty() const { return data_.empty(); }
     [[nodiscard]] const std::byte* data() const { return data_.data(); }
     void clear() { data_.clear(); }
+    // Empties the buffer and gives its memory back (an idle connection keeps none).
+    void release() { std::vector<std::byte>().swap(data_); }
     void reserve(std::size_t n) { data_.reserve(n); }
     // Drops the first n bytes (after a partial write).
     void consume(std::size_t n) {
