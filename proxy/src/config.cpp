@@ -127,6 +127,14 @@ void load_pool(table_reader& r, pool_overrides& p) {
         p.server_lifetime_jitter = ms(*v);
     if (auto v = opt_int("server_idle_timeout_ms", 0, 100 * day)) p.server_idle_timeout = ms(*v);
     if (auto v = opt_int("server_check_delay_ms", 0, day)) p.server_check_delay = ms(*v);
+    if (r.node("transaction_pinning") != nullptr) {
+        const auto v = r.str("transaction_pinning", "");
+        if (v != "pin" && v != "refuse")
+            r.error("transaction_pinning", "must be pin or refuse, not '" + v + "'");
+        p.refuse_pinning = v == "refuse";
+    } else {
+        (void)r.str("transaction_pinning", "");
+    }
     if (r.node("server_reset_query") != nullptr)
         p.server_reset_query = r.str("server_reset_query", "");
     else
@@ -304,6 +312,7 @@ resolved_pool resolve_pool(const config& c, const database_config& d, const user
     s.backoff_initial = c.server_backoff_initial;
     s.backoff_max = c.server_backoff_max;
     out.server_reset_query = pick(&pool_overrides::server_reset_query, out.server_reset_query);
+    out.refuse_pinning = pick(&pool_overrides::refuse_pinning, false);
     return out;
 }
 

@@ -38,12 +38,16 @@ struct pool_overrides {
     std::optional<std::chrono::milliseconds> server_idle_timeout;
     std::optional<std::chrono::milliseconds> server_check_delay;
     std::optional<std::string> server_reset_query;
+    std::optional<bool> refuse_pinning;  // transaction_pinning = "refuse"
 };
 
 struct resolved_pool {
     pool_mode mode = pool_mode::session;
     pool::pool_settings settings;
     std::string server_reset_query = "DISCARD ALL";
+    // Transaction pooling: a statement that would pin the client (LISTEN, temp tables...)
+    // fails with 0A000 instead (transaction_pinning = "refuse"; default "pin").
+    bool refuse_pinning = false;
 };
 
 struct user_config {

@@ -67,6 +67,34 @@ std::optional<std::vector<std::pair<rt::tracked_setting, std::string>>> trackabl
     return out;
 }
 
+// A Query or Parse body whose statement raises 0A000 saying why the original is refused.
+std::vector<std::byte> refusal(char type, std::span<const std::byte> body, rt::session_effect e) {
+    const std::string sql =
+        "DO $shardgate$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = "
+        "'shardgate: " +
+        std::string(rt::to_string(e)) +
+        " would tie this client to one server connection, and transaction_pinning = refuse', "
+        "HINT = 'Use a session-mode pool for this client, or set transaction_pinning = pin.'; "
+        "END$shardgate$";
+    std::vector<std::byte> out;
+    auto put = [&out](std::string_view s) {
+        for (char ch : s)
+            out.push_back(static_cast<std::byte>(ch));
+        out.push_back(std::byte{0});
+    };
+    if (type == 'P') {
+        auto [name, rest] = cstring(body);
+        put(name);
+        put(sql);
+        out.push_back(std::byte{0});  // no parameter types
+        out.push_back(std::byte{0});
+        (void)rest;
+    } else {
+        put(sql);
+    }
+    return out;
+}
+
 // DISCARD ALL / DEALLOCATE ALL (a Query body mentioning ALL, after its effect was found).
 bool mentions_all(std::span<const std::byte> body) {
     std::string q(cstring(body).first);
@@ -189,12 +217,21 @@ awaitable<void> client_session::relay_transaction_mode() {
                     effect = rt::session_effect::none;
                 }
             }
+            std::span<const std::byte> body = f.msg.body;
+            if (effect != rt::session_effect::none && !pinned_ && pool_->cfg.refuse_pinning &&
+                (t == 'Q' || t == 'P')) {
+                // transaction_pinning = "refuse": the server raises the error itself, so a
+                // transaction block fails exactly as Postgres would make it fail.
+                refused_ = refusal(t, body, effect);
+                body = refused_;
+                effect = rt::session_effect::none;
+            }
             if (effect != rt::session_effect::none && !pinned_) {
                 pinned_ = true;
                 spdlog::debug("client {}@{} pinned to its server connection ({})", user_name_,
                               database_name_, rt::to_string(effect));
             }
-            if (conn_) mux_.client_message(t, f.msg.body, to_server_, client_out_);
+            if (conn_) mux_.client_message(t, body, to_server_, client_out_);
             if ((effect == rt::session_effect::discard || effect == rt::session_effect::prepare) &&
                 t == 'Q' && mentions_all(f.msg.body))
                 mux_.forget_all();

@@ -152,6 +152,7 @@ class client_session : public std::enable_shared_from_this<client_session> {
     protocol::write_buffer client_out_;      // for the client, queued while another writes
     protocol::write_buffer client_sending_;  // being written
     bool client_writing_ = false;
+    std::vector<std::byte> refused_;  // a refused statement's replacement (transaction_pinning)
     // Session settings (SET/RESET outside transactions) replayed on every connection the
     // client gets: parameter name -> the client's statement, in order.
     std::vector<std::pair<std::string, std::string>> settings_;

@@ -435,3 +435,27 @@ TEST_CASE("RESET, SET inside a transaction, and a failed SET") {
     CHECK(status_of(a.get(), "ROLLBACK") == "PGRES_COMMAND_OK");
     CHECK(value(a.get(), "SHOW lock_timeout") == "0");
 }
+
+TEST_CASE("transaction_pinning = refuse: a clear 0A000 instead of pinning") {
+    fixture f("pool_size = 1\ntransaction_pinning = \"refuse\"\n");
+    auto a = f.connect();
+    auto b = f.connect();
+    REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
+    PGresult* r = PQexec(a.get(), "LISTEN chan");
+    CHECK(PQresultStatus(r) == PGRES_FATAL_ERROR);
+    CHECK(std::string(PQresultErrorField(r, PG_DIAG_SQLSTATE)) == "0A000");
+    CHECK(std::string(PQresultErrorMessage(r)).find("transaction_pinning") != std::string::npos);
+    PQclear(r);
+    CHECK(value(b.get(), "SELECT 1") == "1");  // a is not pinned: the one connection is shared
+    // Inside a transaction block the transaction fails, as it would in Postgres.
+    CHECK(status_of(a.get(), "BEGIN") == "PGRES_COMMAND_OK");
+    CHECK(status_of(a.get(), "CREATE TEMP TABLE t(x int)") == "PGRES_FATAL_ERROR:0A000");
+    CHECK(PQtransactionStatus(a.get()) == PQTRANS_INERROR);
+    CHECK(status_of(a.get(), "ROLLBACK") == "PGRES_COMMAND_OK");
+    CHECK(value(a.get(), "SELECT 2") == "2");
+    CHECK(value(b.get(), "SELECT 3") == "3");
+    // Replayable settings are still fine.
+    CHECK(status_of(a.get(), "SET search_path = x, public") == "PGRES_COMMAND_OK");
+    CHECK(value(a.get(), "SHOW search_path") == "x, public");
+    CHECK(value(b.get(), "SHOW search_path") == "\"$user\", public");
+}

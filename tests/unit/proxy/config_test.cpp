@@ -274,3 +274,13 @@ TEST_CASE("admin_users and stats_users mistakes are clear") {
           "test.toml:5: 'databases.shardgate': the name shardgate is reserved for the admin "
           "console");
 }
+
+TEST_CASE("transaction_pinning: pin (default) or refuse") {
+    auto d = parse_config(minimal, "test.toml");
+    CHECK_FALSE(resolve_pool(*d, d->databases.at("app"), d->users.at("alice")).refuse_pinning);
+    auto c = parse_config(std::string("[shardgate]\ntransaction_pinning = \"refuse\"\n") + minimal,
+                          "test.toml");
+    CHECK(resolve_pool(*c, c->databases.at("app"), c->users.at("alice")).refuse_pinning);
+    CHECK(error_of(std::string("[shardgate]\ntransaction_pinning = \"maybe\"\n") + minimal) ==
+          "test.toml:2: 'shardgate.transaction_pinning': must be pin or refuse, not 'maybe'");
+}
