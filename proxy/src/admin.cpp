@@ -1,6 +1,7 @@
 // Admin console: command parsing, the console's query loop, PAUSE / RESUME / RELOAD.
 // SHOW tables are built in admin_show.cpp.
 #include "admin.hpp"
+#include "text.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -35,13 +36,6 @@ std::string_view trim(std::string_view s) {
     while (!s.empty() && is_blank(s.back()))
         s.remove_suffix(1);
     return s;
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& ch : out)
-        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    return out;
 }
 
 std::vector<std::string_view> words(std::string_view s) {
@@ -96,10 +90,10 @@ const std::vector<std::string_view>& admin_show_subjects() {
 admin_command parse_admin_command(std::string_view statement) {
     const auto w = words(statement);
     if (w.empty()) return {};
-    const auto verb = lower(w[0]);
+    const auto verb = ascii_lower(w[0]);
     if (verb == "show") {
         if (w.size() != 2) return invalid("SHOW takes one word, as in SHOW POOLS");
-        auto subject = lower(w[1]);
+        auto subject = ascii_lower(w[1]);
         const auto& known = admin_show_subjects();
         if (std::find(known.begin(), known.end(), subject) == known.end())
             return invalid("unknown SHOW subject \"" + std::string(w[1]) + "\"");

@@ -8,6 +8,7 @@
 #include "shardgate/protocol/backend.hpp"
 #include "shardgate/protocol/scanner.hpp"
 #include "shardgate/protocol/sqlstate.hpp"
+#include "text.hpp"
 
 namespace shardgate::proxy {
 namespace pr = shardgate::protocol;
@@ -186,9 +187,7 @@ awaitable<void> client_session::release_server(bool reusable) {
             spdlog::warn("pool {}: server_reset_query failed ({}); closing the connection",
                          pool_->pool->name(), r.error_message);
         conn_->applied.clear();
-        std::string q = pool_->cfg.server_reset_query;
-        for (auto& ch : q)
-            ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        const std::string q = ascii_lower(pool_->cfg.server_reset_query);
         if (q.find("discard all") != std::string::npos || q.find("deallocate") != std::string::npos)
             conn_->prepared.clear();  // they are gone from the server
         // Transaction-mode connections are opened without parameters: after the reset they

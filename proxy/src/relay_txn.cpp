@@ -12,6 +12,7 @@
 #include "shardgate/protocol/scanner.hpp"
 #include "shardgate/protocol/sqlstate.hpp"
 #include "shardgate/router/session_effects.hpp"
+#include "text.hpp"
 
 namespace shardgate::proxy {
 namespace pr = shardgate::protocol;
@@ -97,9 +98,7 @@ std::vector<std::byte> refusal(char type, std::span<const std::byte> body, rt::s
 
 // DISCARD ALL / DEALLOCATE ALL (a Query body mentioning ALL, after its effect was found).
 bool mentions_all(std::span<const std::byte> body) {
-    std::string q(cstring(body).first);
-    for (auto& ch : q)
-        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    const std::string q = ascii_lower(cstring(body).first);
     return q.find("discard all") != std::string::npos ||
            q.find("deallocate all") != std::string::npos ||
            q.find("deallocate prepare all") != std::string::npos;

@@ -1,5 +1,6 @@
 // Client session lifecycle: phase order, errors to the client, greeting, teardown.
 #include "session.hpp"
+#include "text.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -230,13 +231,6 @@ bool parse_options(std::string_view opts, std::vector<std::pair<std::string, std
     return true;
 }
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& ch : out)
-        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    return out;
-}
-
 }  // namespace
 
 awaitable<bool> client_session::apply_startup_params() {
@@ -272,10 +266,10 @@ awaitable<bool> client_session::apply_startup_params() {
     std::string sql;
     std::vector<std::pair<std::string, std::string>> applied;
     for (const auto& [k, v] : wanted) {
-        const auto key = lower(k);
+        const auto key = ascii_lower(k);
         const std::string* reported = nullptr;
         for (const auto& [n, val] : conn_->params)
-            if (lower(n) == key) reported = &val;
+            if (ascii_lower(n) == key) reported = &val;
         if (!txn && reported != nullptr && *reported == v) continue;
         if (!txn && reported == nullptr) {
             auto it = conn_->applied.find(key);
@@ -331,10 +325,7 @@ void client_session::commit_settings() {
     bool redo = false;
     auto is_startup = [this](const std::string& name) {
         for (const auto& [k, v] : startup_params_) {
-            std::string lk = k;
-            for (auto& ch : lk)
-                ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-            if (lk == name || k == "options") return true;
+            if (ascii_lower(k) == name || k == "options") return true;
         }
         return false;
     };

@@ -64,10 +64,11 @@ void statement_mux::fail(std::string code, std::string message) {
     skip_to_sync_ = true;
 }
 
-void statement_mux::ensure_prepared(const client_statement& s, pr::write_buffer& to_server) {
+bool statement_mux::ensure_prepared(const client_statement& s, pr::write_buffer& to_server,
+                                    expect parse_reply, const std::string& client_name) {
     if (server_->contains(s.id)) {
         server_->touch(s.id);
-        return;
+        return true;
     }
     if (auto victim = server_->add(s.id, max_prepared_)) {
         const auto mark = to_server.begin_message('C');
@@ -80,7 +81,8 @@ void statement_mux::ensure_prepared(const client_statement& s, pr::write_buffer&
     to_server.cstring(server_statement_name(s.id));
     to_server.bytes(s.key);
     to_server.end_message(mark);
-    push({expect::swallow_parse, s.id, {}, {}, {}});
+    push({parse_reply, s.id, {}, {}, client_name});
+    return false;
 }
 
 void statement_mux::client_message(char type, std::span<const std::byte> body,
@@ -109,23 +111,9 @@ void statement_mux::client_message(char type, std::span<const std::byte> body,
             }
             client_statement s{registry_.intern(rest), {rest.begin(), rest.end()}};
             const auto& st = statements_.emplace(n, std::move(s)).first->second;
-            if (server_->contains(st.id)) {
-                server_->touch(st.id);
+            // Sent, its ParseComplete goes to the client; already there, shardgate owes one.
+            if (ensure_prepared(st, to_server, expect::parse, n))
                 push({expect::synth_parse, st.id, {}, {}, n});
-                break;
-            }
-            if (auto victim = server_->add(st.id, max_prepared_)) {
-                const auto mark = to_server.begin_message('C');
-                to_server.u8('S');
-                to_server.cstring(server_statement_name(*victim));
-                to_server.end_message(mark);
-                push({expect::swallow_close, 0, {}, {}, {}});
-            }
-            const auto mark = to_server.begin_message('P');
-            to_server.cstring(server_statement_name(st.id));
-            to_server.bytes(st.key);
-            to_server.end_message(mark);
-            push({expect::parse, st.id, {}, {}, n});
             break;
         }
         case 'B': {

@@ -94,8 +94,11 @@ class statement_mux {
     void push(pending p);
     void pop();
     void fail(std::string code, std::string message);
-    // Makes sure the attached connection has `s`, injecting Close/Parse as needed.
-    void ensure_prepared(const client_statement& s, protocol::write_buffer& to_server);
+    // Makes sure the attached connection has `s`, injecting Close/Parse as needed; the Parse's
+    // reply is expected as `parse_reply`. True when the connection already had it.
+    bool ensure_prepared(const client_statement& s, protocol::write_buffer& to_server,
+                         expect parse_reply = expect::swallow_parse,
+                         const std::string& client_name = {});
     void drain(protocol::write_buffer& to_client);
     void error_until_sync();
 
