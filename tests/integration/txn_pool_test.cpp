@@ -53,6 +53,24 @@ struct fixture {
                                  extra;
         return {PQconnectdb(info.c_str()), PQfinish};
     }
+    // pgbench against app through shardgate, as alice, with a clean environment, in `dir`.
+    command_result pgbench(const work_dir& dir, std::vector<std::string> args) const {
+        std::vector<std::string> argv{"env",
+                                      "-i",
+                                      "PATH=/usr/bin:/bin",
+                                      "PGPASSWORD=secret",
+                                      "PGSSLMODE=disable",
+                                      (pg_bindir() / "pgbench").string(),
+                                      "-h",
+                                      "127.0.0.1",
+                                      "-p",
+                                      std::to_string(sg->port()),
+                                      "-U",
+                                      "alice"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        argv.push_back("app");
+        return run_command(argv, {.timeout = 120s, .cwd = dir.path()});
+    }
     int server_conns() {
         return std::stoi(
             pg().query_value("SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice' AND "
@@ -67,6 +85,19 @@ std::string value(PGconn* c, const std::string& sql) {
                           : std::string("ERROR: ") + PQresultErrorMessage(r);
     PQclear(r);
     return out;
+}
+
+// Checks one pgbench run (exit 0, no failed transaction, some work done); its transactions.
+long long check_pgbench_run(const command_result& r) {
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(r.output.find("number of failed transactions: 0 (0.000%)") != std::string::npos);
+    std::smatch m;
+    REQUIRE(std::regex_search(r.output, m,
+                              std::regex("number of transactions actually processed: ([0-9]+)")));
+    const long long n = std::stoll(m[1].str());
+    CHECK(n > 100);
+    return n;
 }
 
 std::string status_of(PGconn* c, const std::string& sql) {
@@ -211,37 +242,14 @@ TEST_CASE("a client that vanishes mid-transaction leaves nothing behind") {
 TEST_CASE("pgbench -M simple and -M extended, 16 clients over pool_size = 4: 0 failures") {
     fixture f("pool_size = 4\ncheckout_timeout_ms = 30000\n");
     work_dir dir{"shardgate-txn-pgbench"};
-    auto pgbench = [&](std::vector<std::string> args) {
-        std::vector<std::string> argv{"env",
-                                      "-i",
-                                      "PATH=/usr/bin:/bin",
-                                      "PGPASSWORD=secret",
-                                      "PGSSLMODE=disable",
-                                      (pg_bindir() / "pgbench").string(),
-                                      "-h",
-                                      "127.0.0.1",
-                                      "-p",
-                                      std::to_string(f.sg->port()),
-                                      "-U",
-                                      "alice"};
-        argv.insert(argv.end(), args.begin(), args.end());
-        argv.push_back("app");
-        return run_command(argv, {.timeout = 120s, .cwd = dir.path()});
-    };
+    auto pgbench = [&](std::vector<std::string> a) { return f.pgbench(dir, std::move(a)); };
     const auto init = pgbench({"-i", "-s", "1", "-q"});
     INFO(init.output);
     REQUIRE(init.exit_code == 0);
     for (const char* mode : {"simple", "extended"}) {
         CAPTURE(mode);
-        const auto r = pgbench({"-M", mode, "-c", "16", "-j", "2", "-T", "5"});
-        INFO(r.output);
-        CHECK(r.exit_code == 0);
-        CHECK(r.output.find("number of failed transactions: 0 (0.000%)") != std::string::npos);
-        std::smatch m;
-        REQUIRE(std::regex_search(
-            r.output, m, std::regex("number of transactions actually processed: ([0-9]+)")));
-        CHECK(std::stoll(m[1].str()) > 100);
-        MESSAGE(std::string(mode) << ": " << m[1].str() << " transactions");
+        const auto n = check_pgbench_run(pgbench({"-M", mode, "-c", "16", "-j", "2", "-T", "5"}));
+        MESSAGE(std::string(mode) << ": " << n << " transactions");
     }
     CHECK(f.server_conns() <= 4);
 }
@@ -318,23 +326,7 @@ TEST_CASE("prepared statements through transaction pooling: 50 clients over pool
 TEST_CASE("pgbench -M prepared, 16 clients over pool_size = 4: 0 failures") {
     fixture f("pool_size = 4\ncheckout_timeout_ms = 30000\n");
     work_dir dir{"shardgate-txn-pgbench-prepared"};
-    auto pgbench = [&](std::vector<std::string> args) {
-        std::vector<std::string> argv{"env",
-                                      "-i",
-                                      "PATH=/usr/bin:/bin",
-                                      "PGPASSWORD=secret",
-                                      "PGSSLMODE=disable",
-                                      (pg_bindir() / "pgbench").string(),
-                                      "-h",
-                                      "127.0.0.1",
-                                      "-p",
-                                      std::to_string(f.sg->port()),
-                                      "-U",
-                                      "alice"};
-        argv.insert(argv.end(), args.begin(), args.end());
-        argv.push_back("app");
-        return run_command(argv, {.timeout = 120s, .cwd = dir.path()});
-    };
+    auto pgbench = [&](std::vector<std::string> a) { return f.pgbench(dir, std::move(a)); };
     const auto init = pgbench({"-i", "-s", "1", "-q"});
     INFO(init.output);
     REQUIRE(init.exit_code == 0);
@@ -344,15 +336,9 @@ TEST_CASE("pgbench -M prepared, 16 clients over pool_size = 4: 0 failures") {
     // one thread per client.
     for (const char* script : {"-S", "-N"}) {
         CAPTURE(script);
-        const auto r = pgbench({"-M", "prepared", script, "-c", "16", "-j", "16", "-T", "5"});
-        INFO(r.output);
-        CHECK(r.exit_code == 0);
-        CHECK(r.output.find("number of failed transactions: 0 (0.000%)") != std::string::npos);
-        std::smatch m;
-        REQUIRE(std::regex_search(
-            r.output, m, std::regex("number of transactions actually processed: ([0-9]+)")));
-        CHECK(std::stoll(m[1].str()) > 100);
-        MESSAGE(std::string(script) << ": " << m[1].str() << " transactions");
+        const auto n = check_pgbench_run(
+            pgbench({"-M", "prepared", script, "-c", "16", "-j", "16", "-T", "5"}));
+        MESSAGE(std::string(script) << ": " << n << " transactions");
     }
     CHECK(f.server_conns() <= 4);
 }

@@ -1,7 +1,7 @@
 // SCRAM-SHA-256: RFC 7677 vector, exchanges captured from a real Postgres 15, our server and
-// One file on purpose (~550 lines): the RFC and Postgres-recorded vectors, exchanges and error
-// tables all use the same fixtures; split it along with scram.cpp.
 // client against each other, Postgres' error wording for every malformed field.
+// One file on purpose (~550 lines): the RFC and Postgres-recorded vectors, exchanges and error
+// tables all use the same fixtures; it is split along with scram.cpp, if that is ever split.
 #include <doctest/doctest.h>
 
 #include <string>
