@@ -421,12 +421,29 @@ void server_pool::resume() {
         wake(w, w->timer, w->ex);
 }
 
+bool server_pool::may_park(const server_conn& c) const {
+    std::lock_guard lock(mu_);
+    return waiters_.empty() && !paused_ && !closed_ && steady::now() < c.expires;
+}
+
+std::chrono::milliseconds server_pool::park_limit() const {
+    std::lock_guard lock(mu_);
+    // Short enough that idle timeouts, liveness checks and SHOW POOLS stay the pool's business.
+    auto limit = std::min(milliseconds(1000), s_.server_check_delay / 2);
+    if (s_.server_idle_timeout.count() > 0) limit = std::min(limit, s_.server_idle_timeout / 2);
+    return std::max(limit, milliseconds(1));
+}
+
 pool_stats server_pool::stats() const {
     std::lock_guard lock(mu_);
     pool_stats s = counters_;
     const auto now = steady::now();
-    s.active = active_;
-    s.idle = static_cast<std::uint32_t>(idle_.size());
+    // Parked connections are idle, except while paused or closed: then they still have to
+    // come back and be closed.
+    const auto parked = static_cast<std::uint32_t>(std::max(0, parked_.load()));
+    const bool parked_idle = !paused_ && !closed_;
+    s.active = active_ - (parked_idle ? std::min(parked, active_) : 0);
+    s.idle = static_cast<std::uint32_t>(idle_.size()) + (parked_idle ? parked : 0);
     s.connecting = connecting_;
     s.waiting = static_cast<std::uint32_t>(waiters_.size());
     s.backoff = backoff_;

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <stdexcept>
 
+#include "plane_txn.hpp"
 #include "shardgate/protocol/backend.hpp"
 
 namespace shardgate::proxy {
@@ -19,6 +20,7 @@ namespace {
 
 constexpr std::size_t chunk_size = 64 * 1024;
 constexpr int max_events = 256;
+constexpr int tick_ms = 100;  // upkeep of parked server connections
 
 std::span<std::byte> scratch() {
     thread_local std::vector<std::byte> buf(chunk_size);
@@ -51,7 +53,11 @@ relay_link::relay_link(int client, int server, std::uint32_t max_message_size)
       client_scanner(pr::exchange_tracker::client_types(), max_message_size, 0),
       server_scanner(pr::type_set{'Z', 'E'}, pr::postgres_max_message_length, 4096) {}
 
-data_plane::data_plane() {
+void relay_link::side::on_plane_event(std::uint32_t events) {
+    if (!link->ended) link->plane->on_event(*this, events);
+}
+
+data_plane::data_plane() : servers_(std::make_unique<plane_servers>(*this)) {
     epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (epfd_ < 0 || wake_fd_ < 0)
@@ -80,6 +86,48 @@ void data_plane::stop() {
     thread_.join();
 }
 
+void data_plane::post(std::function<void()> fn) {
+    {
+        std::lock_guard lock(mu_);
+        posted_.push_back(std::move(fn));
+    }
+    const std::uint64_t one = 1;
+    (void)::write(wake_fd_, &one, sizeof one);
+}
+
+void data_plane::watch(plane_fd& f, plane_handler* h, std::uint32_t events) {
+    if (f.registered && events == f.events) return;
+    f.events = events;
+    if (events == 0) {
+        if (f.registered) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, f.fd, nullptr);
+        f.registered = false;
+        return;
+    }
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.ptr = h;
+    if (::epoll_ctl(epfd_, f.registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, f.fd, &ev) == 0) {
+        f.registered = true;
+    } else {
+        spdlog::error("data plane: epoll_ctl on fd {} failed: {}", f.fd, std::strerror(errno));
+    }
+}
+
+void data_plane::keep_until_batch_end(std::shared_ptr<void> p) {
+    batch_keep_.push_back(std::move(p));
+}
+
+void data_plane::add_resident(const std::shared_ptr<plane_resident>& r) {
+    residents_.emplace(r.get(), r);
+}
+
+void data_plane::remove_resident(plane_resident* r) {
+    auto it = residents_.find(r);
+    if (it == residents_.end()) return;
+    batch_keep_.push_back(std::move(it->second));
+    residents_.erase(it);
+}
+
 void data_plane::adopt(std::shared_ptr<relay_link> link) {
     {
         std::lock_guard lock(mu_);
@@ -92,8 +140,11 @@ void data_plane::adopt(std::shared_ptr<relay_link> link) {
 void data_plane::run() {
     std::array<epoll_event, max_events> evs{};
     std::vector<std::shared_ptr<relay_link>> ended;
+    auto next_tick = std::chrono::steady_clock::now();
     while (!stop_.load(std::memory_order_relaxed)) {
-        const int n = ::epoll_wait(epfd_, evs.data(), max_events, -1);
+        // Parked server connections need upkeep; without any, sleep until something happens.
+        const int timeout = servers_->empty() ? -1 : tick_ms;
+        const int n = ::epoll_wait(epfd_, evs.data(), max_events, timeout);
         if (n < 0) {
             if (errno == EINTR) continue;
             spdlog::error("data plane: epoll_wait failed: {}", std::strerror(errno));
@@ -106,10 +157,16 @@ void data_plane::run() {
                 take_incoming();
                 continue;
             }
-            auto* s = static_cast<relay_link::side*>(evs[i].data.ptr);
-            // A link ended earlier in this batch is kept alive until the batch is done.
-            if (s->link->ended) continue;
-            on_event(*s, evs[i].events);
+            // A handler that ended earlier in this batch is kept alive until the batch is
+            // done (ended_, batch_keep_) and ignores the event.
+            static_cast<plane_handler*>(evs[i].data.ptr)->on_plane_event(evs[i].events);
+        }
+        if (!servers_->empty()) {
+            const auto now = std::chrono::steady_clock::now();
+            if (now >= next_tick) {
+                servers_->tick(now);
+                next_tick = now + std::chrono::milliseconds(tick_ms);
+            }
         }
         // Links ended in this batch are released only now: later events of the batch may
         // still point into them.
@@ -121,25 +178,36 @@ void data_plane::run() {
         }
         ended_.clear();
         ended.clear();
+        batch_keep_.clear();
     }
     for (auto& [p, l] : live_)
         end(*l, link_end::client_closed);
     live_.clear();
     ended_.clear();
+    auto residents = std::move(residents_);
+    for (auto& [p, r] : residents)
+        r->plane_stopping();
+    servers_->release_all();
+    batch_keep_.clear();
 }
 
 void data_plane::take_incoming() {
     std::vector<std::shared_ptr<relay_link>> batch;
+    std::vector<std::function<void()>> posted;
     {
         std::lock_guard lock(mu_);
         batch.swap(incoming_);
+        posted.swap(posted_);
     }
+    for (auto& fn : posted)
+        fn();
     for (auto& l : batch) {
         for (int fd : {l->client_fd, l->server_fd}) {
             const int flags = ::fcntl(fd, F_GETFL);
             ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
         }
         relay_link* raw = l.get();
+        raw->plane = this;
         live_.emplace(raw, std::move(l));
         refresh_interest(*raw);
     }

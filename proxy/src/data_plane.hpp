@@ -1,6 +1,8 @@
-// The data plane: threads that relay session-mode traffic over a level-triggered epoll set, as
+// The data plane: threads that relay client traffic over a level-triggered epoll set, as
 // PgBouncer does, so a busy worker handles every ready socket per wake-up with one epoll_wait and
-// no per-read re-arming. Logins, TLS sessions and teardown stay on the Asio workers.
+// no per-read re-arming. Session mode uses relay_link below; transaction mode (plane_txn.hpp)
+// registers its own handlers. Logins, TLS sessions, connection checkouts that must wait and
+// teardown stay on the Asio workers.
 #pragma once
 
 #include <array>
@@ -21,6 +23,40 @@
 
 namespace shardgate::proxy {
 
+class data_plane;
+class plane_servers;
+
+// Something registered in a plane's epoll set. Called on the plane thread.
+class plane_handler {
+  public:
+    virtual void on_plane_event(std::uint32_t events) = 0;
+
+  protected:
+    plane_handler() = default;
+    ~plane_handler() = default;
+    plane_handler(const plane_handler&) = default;
+    plane_handler& operator=(const plane_handler&) = default;
+};
+
+// An fd's registration in a plane's epoll set (see data_plane::watch).
+struct plane_fd {
+    int fd = -1;
+    std::uint32_t events = 0;  // what the set watches for, when registered
+    bool registered = false;
+};
+
+// A long-lived occupant of a plane (a transaction-mode client): the plane ends it when it stops.
+class plane_resident {
+  public:
+    virtual void plane_stopping() = 0;
+
+  protected:
+    plane_resident() = default;
+    ~plane_resident() = default;
+    plane_resident(const plane_resident&) = default;
+    plane_resident& operator=(const plane_resident&) = default;
+};
+
 // Why a link stopped relaying; the session decides what the client hears.
 enum class link_end : std::uint8_t {
     client_closed,          // EOF or error reading the client
@@ -35,7 +71,9 @@ std::string_view to_string(link_end e);
 // One session's two sockets while they are in the data plane. Touched only by the data-plane
 // thread between adopt() and on_end; the session reads the results after on_end.
 struct relay_link {
-    struct side {
+    struct side final : plane_handler {
+        side(relay_link* l, bool c) : link(l), client(c) {}
+        void on_plane_event(std::uint32_t events) override;
         relay_link* link;
         bool client;
     };
@@ -64,6 +102,7 @@ struct relay_link {
 
     // Called once, on the data-plane thread, after both fds left the epoll set.
     std::function<void()> on_end;
+    data_plane* plane = nullptr;  // set when adopted
 };
 
 class data_plane {
@@ -77,11 +116,26 @@ class data_plane {
     void stop();  // links still relaying are ended with client_closed
     // Thread-safe hand-over of a link whose sockets are connected and idle.
     void adopt(std::shared_ptr<relay_link> link);
+    // Thread-safe: runs `fn` on the plane thread (dropped if the plane has stopped).
+    void post(std::function<void()> fn);
+
+    // Plane thread only, for handlers other than relay_link. Level-triggered interest in
+    // `events` (EPOLLIN / EPOLLOUT); 0 takes the fd out of the set.
+    void watch(plane_fd& f, plane_handler* h, std::uint32_t events);
+    // Keeps `p` alive until the current batch of events is handled (a handler that ended may
+    // still have events in the batch).
+    void keep_until_batch_end(std::shared_ptr<void> p);
+    void add_resident(const std::shared_ptr<plane_resident>& r);
+    void remove_resident(plane_resident* r);
+    // Idle transaction-mode server connections parked in this plane (plane_txn.hpp).
+    plane_servers& servers() { return *servers_; }
+    [[nodiscard]] bool stopping() const { return stop_.load(std::memory_order_relaxed); }
+
+    void on_event(relay_link::side& s, std::uint32_t events);
 
   private:
     void run();
     void take_incoming();
-    void on_event(relay_link::side& s, std::uint32_t events);
     void read_from(relay_link& l, bool client);
     bool flush(relay_link& l, bool to_client);
     void set_interest(relay_link& l, bool client, bool in, bool out);
@@ -94,6 +148,10 @@ class data_plane {
     int wake_fd_ = -1;
     std::mutex mu_;
     std::vector<std::shared_ptr<relay_link>> incoming_;
+    std::vector<std::function<void()>> posted_;
+    std::vector<std::shared_ptr<void>> batch_keep_;
+    std::unordered_map<plane_resident*, std::shared_ptr<plane_resident>> residents_;
+    std::unique_ptr<plane_servers> servers_;
     std::unordered_map<relay_link*, std::shared_ptr<relay_link>> live_;
     std::vector<relay_link*> ended_;  // ended since the last batch; still in live_
     std::atomic<bool> stop_{false};

@@ -132,17 +132,156 @@ awaitable<bool> client_session::attach_server() {
     }
     conn_ = std::move(res.conn);
     if (!co_await apply_startup_params()) co_return false;
-    ctx_.cancels.set_target(key_, cancel_target{db_->host, db_->port, conn_->key});
-    mux_.attach(&conn_->prepared);
-    ++attach_generation_;
+    on_server_attached();
     co_return true;
 }
 
-void client_session::detach_server() {
+void client_session::on_server_attached() {
+    ctx_.cancels.set_target(key_, cancel_target{db_->host, db_->port, conn_->key});
+    mux_.attach(&conn_->prepared);
+    ++attach_generation_;
+    // Each attachment starts at a message boundary of the server's stream.
+    server_in_.clear();
+    server_at_boundary_ = true;
+}
+
+std::unique_ptr<server_conn> client_session::take_server() {
     ctx_.cancels.clear_target(key_);
     mux_.detach();
     conn_->txn_status = 'I';
-    pool_->pool->checkin(std::move(conn_));
+    return std::move(conn_);
+}
+
+void client_session::detach_server() {
+    pool_->pool->checkin(take_server());
+}
+
+const std::string& client_session::current_session_key() {
+    if (!session_key_valid_) {
+        session_key_cache_ = session_key();
+        session_key_valid_ = true;
+    }
+    return session_key_cache_;
+}
+
+client_session::txn_step client_session::txn_client_messages() {
+    const pr::frame_decoder dec(cfg_->max_message_size);
+    // A server connection for the first complete message (the bytes wait in client_in_).
+    if (!conn_) {
+        const auto first = dec.feed(client_in_.pending());
+        if (first.status == pr::frame_status::ok && first.msg.type != 'X')
+            return txn_step::need_server;
+    }
+    // Whole messages only: statements are renamed and replies re-sequenced per message.
+    pr::frame_error err = pr::frame_error::none;
+    for (;;) {
+        const auto f = dec.feed(client_in_.pending());
+        if (f.status == pr::frame_status::error) {
+            err = f.error;
+            break;
+        }
+        if (f.status != pr::frame_status::ok) break;
+        const char t = f.msg.type;
+        tracker_.on_client(t);
+        if (t == 'X') {
+            client_in_.clear();  // Postgres reads nothing after Terminate
+            break;
+        }
+        auto effect = effect_of(t, f.msg.body, false);
+        // SET / RESET outside a transaction is remembered and replayed on the next
+        // connections instead of pinning (committed when its ReadyForQuery shows success).
+        // Drivers also send them through the extended protocol on the unnamed statement
+        // (pgjdbc: Parse "SET extra_float_digits = 3", Bind, Execute, Sync): those count once
+        // executed.
+        if (effect == rt::session_effect::set && conn_ && tracker_.txn_status() == 'I' &&
+            pending_settings_.empty()) {
+            std::optional<std::vector<std::pair<rt::tracked_setting, std::string>>> sets;
+            if (t == 'Q') {
+                sets = trackable_settings(cstring(f.msg.body).first);
+            } else if (t == 'P') {
+                auto [name, rest] = cstring(f.msg.body);
+                if (name.empty()) sets = trackable_settings(cstring(rest).first);
+            }
+            if (sets) {
+                pending_settings_ = std::move(*sets);
+                pending_settings_failed_ = false;
+                pending_settings_unexecuted_ = t == 'P';
+                effect = rt::session_effect::none;
+            }
+        }
+        if (t == 'E') pending_settings_unexecuted_ = false;
+        std::span<const std::byte> body = f.msg.body;
+        if (effect != rt::session_effect::none && !pinned_ && pool_->cfg.refuse_pinning &&
+            (t == 'Q' || t == 'P')) {
+            // transaction_pinning = "refuse": the server raises the error itself, so a
+            // transaction block fails exactly as Postgres would make it fail.
+            refused_ = refusal(t, body, effect);
+            body = refused_;
+            effect = rt::session_effect::none;
+        }
+        if (effect != rt::session_effect::none && !pinned_) {
+            pinned_ = true;
+            spdlog::debug("client {}@{} pinned to its server connection ({})", user_name_,
+                          database_name_, rt::to_string(effect));
+        }
+        if (conn_) mux_.client_message(t, body, to_server_, client_out_);
+        if ((effect == rt::session_effect::discard || effect == rt::session_effect::prepare) &&
+            t == 'Q' && mentions_all(f.msg.body))
+            mux_.forget_all();
+        client_in_.consume(f.consumed);
+    }
+    if (err != pr::frame_error::none) {
+        end_ = link_end::client_protocol_error;
+        client_error_ = err;
+        return txn_step::failed;
+    }
+    client_at_boundary_ = client_in_.empty();
+    return txn_step::done;
+}
+
+bool client_session::txn_server_bytes(std::span<const std::byte> chunk) {
+    const pr::frame_decoder dec(pr::postgres_max_message_length);
+    server_in_.append(chunk);
+    for (;;) {
+        const auto f = dec.feed(server_in_.pending());
+        if (f.status == pr::frame_status::error) {
+            end_ = link_end::server_protocol_error;
+            return false;
+        }
+        if (f.status != pr::frame_status::ok) break;
+        if (f.msg.type == 'Z') {
+            tracker_.on_ready(f.msg.body.empty() ? 'I' : static_cast<char>(f.msg.body[0]));
+            if (!pending_settings_.empty()) {
+                if (!pending_settings_failed_ && !pending_settings_unexecuted_ &&
+                    tracker_.txn_status() == 'I')
+                    commit_settings();
+                else
+                    pending_settings_.clear();
+                pending_settings_unexecuted_ = false;
+            }
+        } else if (f.msg.type == 'E') {
+            pending_settings_failed_ = true;
+            auto e = pr::be::decode_error_response(f.msg.body);
+            if (e && (e->severity() == "FATAL" || e->severity() == "PANIC")) tracker_.on_fatal();
+        }
+        mux_.server_message(server_in_.pending().first(f.consumed), client_out_);
+        server_in_.consume(f.consumed);
+    }
+    server_at_boundary_ = server_in_.empty();
+    return true;
+}
+
+bool client_session::txn_server_settled() const {
+    return tracker_.server_idle() && mux_.settled() && server_at_boundary_;
+}
+
+bool client_session::txn_may_detach() const {
+    return txn_server_settled() && tracker_.txn_status() == 'I' && client_at_boundary_ &&
+           !pinned_ && !tracker_.server_fatal() && !tracker_.terminated();
+}
+
+bool client_session::txn_finished() const {
+    return tracker_.terminated() && (!conn_ || txn_server_settled());
 }
 
 awaitable<void> client_session::flush_client(error_code& ec) {
@@ -158,11 +297,12 @@ awaitable<void> client_session::flush_client(error_code& ec) {
 }
 
 awaitable<void> client_session::relay_transaction_mode() {
+    if (!ctx_.planes.empty() && !client_.is_tls() && !server().is_tls())
+        co_return co_await relay_transaction_mode_in_plane();
     auto self = shared_from_this();
     auto ex = client_.socket().get_executor();
     // The greeting's connection goes back to the pool at once.
     detach_server();
-    const pr::frame_decoder dec(cfg_->max_message_size);
     error_code ec;
     for (;;) {
         auto chunk = co_await client_.async_read_chunk(ec);
@@ -172,76 +312,22 @@ awaitable<void> client_session::relay_transaction_mode() {
         }
         if (tracker_.terminated()) continue;  // only watched for its close now
         client_in_.append(chunk);
-        // A server connection for the first complete message (the bytes wait in client_in_).
-        if (!conn_) {
-            const auto first = dec.feed(client_in_.pending());
-            if (first.status == pr::frame_status::ok && first.msg.type != 'X') {
-                const bool attached = co_await attach_server();
-                if (!attached) {
-                    if (fatal_sent_) break;
-                    continue;
-                }
-                server_pump_running_ = true;
-                asio::co_spawn(ex, pump_server_txn(self, attach_generation_),
-                               [self](const std::exception_ptr&) {
-                                   self->server_pump_running_ = false;
-                                   self->server_pump_done_.cancel();
-                               });
+        auto step = txn_client_messages();
+        if (step == txn_step::need_server) {
+            const bool attached = co_await attach_server();
+            if (!attached) {
+                if (fatal_sent_) break;
+                continue;
             }
+            server_pump_running_ = true;
+            asio::co_spawn(ex, pump_server_txn(self, attach_generation_),
+                           [self](const std::exception_ptr&) {
+                               self->server_pump_running_ = false;
+                               self->server_pump_done_.cancel();
+                           });
+            step = txn_client_messages();
         }
-        // Whole messages only: statements are renamed and replies re-sequenced per message.
-        to_server_.clear();
-        pr::frame_error err = pr::frame_error::none;
-        for (;;) {
-            const auto f = dec.feed(client_in_.pending());
-            if (f.status == pr::frame_status::error) {
-                err = f.error;
-                break;
-            }
-            if (f.status != pr::frame_status::ok) break;
-            const char t = f.msg.type;
-            tracker_.on_client(t);
-            if (t == 'X') {
-                client_in_.clear();  // Postgres reads nothing after Terminate
-                break;
-            }
-            auto effect = effect_of(t, f.msg.body, false);
-            // SET / RESET outside a transaction is remembered and replayed on the next
-            // connections instead of pinning (committed when its ReadyForQuery shows success).
-            if (effect == rt::session_effect::set && t == 'Q' && conn_ &&
-                tracker_.txn_status() == 'I' && pending_settings_.empty()) {
-                if (auto sets = trackable_settings(cstring(f.msg.body).first)) {
-                    pending_settings_ = std::move(*sets);
-                    pending_settings_failed_ = false;
-                    effect = rt::session_effect::none;
-                }
-            }
-            std::span<const std::byte> body = f.msg.body;
-            if (effect != rt::session_effect::none && !pinned_ && pool_->cfg.refuse_pinning &&
-                (t == 'Q' || t == 'P')) {
-                // transaction_pinning = "refuse": the server raises the error itself, so a
-                // transaction block fails exactly as Postgres would make it fail.
-                refused_ = refusal(t, body, effect);
-                body = refused_;
-                effect = rt::session_effect::none;
-            }
-            if (effect != rt::session_effect::none && !pinned_) {
-                pinned_ = true;
-                spdlog::debug("client {}@{} pinned to its server connection ({})", user_name_,
-                              database_name_, rt::to_string(effect));
-            }
-            if (conn_) mux_.client_message(t, body, to_server_, client_out_);
-            if ((effect == rt::session_effect::discard || effect == rt::session_effect::prepare) &&
-                t == 'Q' && mentions_all(f.msg.body))
-                mux_.forget_all();
-            client_in_.consume(f.consumed);
-        }
-        if (err != pr::frame_error::none) {
-            end_ = link_end::client_protocol_error;
-            client_error_ = err;
-            break;
-        }
-        client_at_boundary_ = client_in_.empty();
+        if (step == txn_step::failed) break;
         if (!client_out_.empty()) {
             co_await flush_client(ec);
             if (ec) {
@@ -251,13 +337,13 @@ awaitable<void> client_session::relay_transaction_mode() {
         }
         if (!to_server_.empty()) {
             co_await server().async_write_all(to_server_.view(), ec);
+            to_server_.clear();
             if (ec) {
                 if (!pumps_stopping_) end_ = link_end::server_write_failed;
                 break;
             }
         }
-        if (tracker_.terminated() &&
-            (!conn_ || (tracker_.server_idle() && mux_.settled() && server_at_boundary_))) {
+        if (txn_finished()) {
             end_ = link_end::client_closed;
             break;
         }
@@ -270,6 +356,10 @@ awaitable<void> client_session::relay_transaction_mode() {
         server_pump_done_.expires_at(asio::steady_timer::time_point::max());
         co_await server_pump_done_.async_wait(ec_token(ec));
     }
+    co_await finish_transaction_mode();
+}
+
+awaitable<void> client_session::finish_transaction_mode() {
     if (!conn_) {
         if (end_ == link_end::client_protocol_error && client_error_ != pr::frame_error::none)
             co_await reject_client_stream(client_error_);
@@ -282,10 +372,6 @@ awaitable<void> client_session::relay_transaction_mode() {
 
 awaitable<void> client_session::pump_server_txn(std::shared_ptr<client_session> self,
                                                 std::uint64_t generation) {
-    // Each attachment starts at a message boundary of the server's stream.
-    const pr::frame_decoder dec(pr::postgres_max_message_length);
-    server_in_.clear();
-    server_at_boundary_ = true;
     error_code ec;
     while (!pumps_stopping_ && conn_ && attach_generation_ == generation) {
         const auto chunk = co_await server().async_read_chunk(ec);
@@ -296,33 +382,10 @@ awaitable<void> client_session::pump_server_txn(std::shared_ptr<client_session> 
             }
             co_return;
         }
-        server_in_.append(chunk);
-        for (;;) {
-            const auto f = dec.feed(server_in_.pending());
-            if (f.status == pr::frame_status::error) {
-                end_ = link_end::server_protocol_error;
-                self->stop_client_pump();
-                co_return;
-            }
-            if (f.status != pr::frame_status::ok) break;
-            if (f.msg.type == 'Z') {
-                tracker_.on_ready(f.msg.body.empty() ? 'I' : static_cast<char>(f.msg.body[0]));
-                if (!pending_settings_.empty()) {
-                    if (!pending_settings_failed_ && tracker_.txn_status() == 'I')
-                        commit_settings();
-                    else
-                        pending_settings_.clear();
-                }
-            } else if (f.msg.type == 'E') {
-                pending_settings_failed_ = true;
-                auto e = pr::be::decode_error_response(f.msg.body);
-                if (e && (e->severity() == "FATAL" || e->severity() == "PANIC"))
-                    tracker_.on_fatal();
-            }
-            mux_.server_message(server_in_.pending().first(f.consumed), client_out_);
-            server_in_.consume(f.consumed);
+        if (!txn_server_bytes(chunk)) {
+            self->stop_client_pump();
+            co_return;
         }
-        server_at_boundary_ = server_in_.empty();
         co_await flush_client(ec);
         if (ec) {
             if (!pumps_stopping_) {
@@ -331,18 +394,15 @@ awaitable<void> client_session::pump_server_txn(std::shared_ptr<client_session> 
             }
             co_return;
         }
-        if (tracker_.server_idle() && mux_.settled() && server_at_boundary_) {
-            if (tracker_.terminated()) {
-                end_ = link_end::client_closed;
-                self->stop_client_pump();
-                co_return;
-            }
-            // The end of a transaction: the connection goes back to the pool.
-            if (tracker_.txn_status() == 'I' && client_at_boundary_ && !pinned_ &&
-                !tracker_.server_fatal()) {
-                detach_server();
-                co_return;
-            }
+        if (txn_finished()) {
+            end_ = link_end::client_closed;
+            self->stop_client_pump();
+            co_return;
+        }
+        // The end of a transaction: the connection goes back to the pool.
+        if (txn_may_detach()) {
+            detach_server();
+            co_return;
         }
     }
 }

@@ -60,6 +60,11 @@ void client_session::close_all() {
 
 awaitable<bool> client_session::flush_out() {
     if (out_.empty()) co_return true;
+    if (queue_client_output_) {
+        client_out_.bytes(out_.view());
+        out_.clear();
+        co_return true;
+    }
     error_code ec;
     co_await client_.async_write(out_.view(), ec);
     out_.clear();
@@ -243,7 +248,7 @@ awaitable<bool> client_session::apply_startup_params() {
     // returns it to the server's defaults (it was opened with none), then ours are applied
     // (startup parameters, then the client's SET statements), all in one round trip.
     const bool txn = pool_->cfg.mode == pool_mode::transaction;
-    const auto my_key = txn ? session_key() : pool::startup_key(startup_params_);
+    const auto my_key = txn ? current_session_key() : pool::startup_key(startup_params_);
     if ((txn ? conn_->applied_key : conn_->startup_key) == my_key) co_return true;
     std::vector<std::pair<std::string, std::string>> wanted;
     for (const auto& [k, v] : startup_params_) {
@@ -347,6 +352,7 @@ void client_session::commit_settings() {
         }
     }
     pending_settings_.clear();
+    session_key_valid_ = false;
     if (conn_) conn_->applied_key = redo ? std::string("\x02redo") : session_key();
 }
 

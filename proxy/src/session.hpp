@@ -63,7 +63,11 @@ enum class session_phase : std::uint8_t {
 };
 std::string_view to_string(session_phase p);
 
+class txn_plane_link;
+
 class client_session : public std::enable_shared_from_this<client_session> {
+    friend class txn_plane_link;
+
   public:
     client_session(proxy_context& ctx, tcp::socket sock);
     ~client_session();
@@ -94,10 +98,25 @@ class client_session : public std::enable_shared_from_this<client_session> {
     awaitable<void> pump_client_to_server(std::shared_ptr<client_session> self);
     awaitable<void> pump_server_to_client(std::shared_ptr<client_session> self);
     void stop_pumps();
-    // relay_txn.cpp: transaction pooling.
+    // relay_txn.cpp: transaction pooling. The message handling is synchronous and shared by
+    // the Asio loop below and the data plane (plane_txn.cpp).
+    enum class txn_step : std::uint8_t {
+        done,         // every complete message was handled
+        need_server,  // a message waits for a server connection (nothing consumed)
+        failed,       // malformed or oversized message: end_ / client_error_ say which
+    };
+    txn_step txn_client_messages();  // client_in_ -> to_server_ / client_out_
+    bool txn_server_bytes(std::span<const std::byte> chunk);  // -> client_out_; false: malformed
+    [[nodiscard]] bool txn_server_settled() const;            // nothing owed, at a message boundary
+    [[nodiscard]] bool txn_may_detach() const;                // the transaction is over
+    [[nodiscard]] bool txn_finished() const;  // Terminate, and nothing left to answer
     awaitable<void> relay_transaction_mode();
+    awaitable<void> relay_transaction_mode_in_plane();
+    awaitable<void> finish_transaction_mode();
     awaitable<void> pump_server_txn(std::shared_ptr<client_session> self, std::uint64_t generation);
     awaitable<bool> attach_server();
+    void on_server_attached();
+    std::unique_ptr<server_conn> take_server();
     void detach_server();
     void stop_client_pump();
     awaitable<void> flush_client(error_code& ec);
@@ -152,14 +171,29 @@ class client_session : public std::enable_shared_from_this<client_session> {
     protocol::write_buffer client_out_;      // for the client, queued while another writes
     protocol::write_buffer client_sending_;  // being written
     bool client_writing_ = false;
+    // In the data plane the client socket belongs to the plane: errors are queued in
+    // client_out_ for it to send (flush_out, send_error).
+    bool queue_client_output_ = false;
+    // The plane's requests to this session's coroutine (plane_txn.cpp), on its executor.
+    enum class plane_request : std::uint8_t { none, acquire, ended };
+    plane_request plane_request_ = plane_request::none;
+    bool plane_wake_ = false;  // a request is waiting (set on this session's executor)
+    // A server socket released to the plane while this session holds its connection.
+    int plane_server_fd_ = -1;
+    tcp plane_server_proto_ = tcp::v4();
+    std::vector<std::byte> plane_leftover_;  // for the client, not yet written by the plane
     std::vector<std::byte> refused_;  // a refused statement's replacement (transaction_pinning)
     // Session settings (SET/RESET outside transactions) replayed on every connection the
     // client gets: parameter name -> the client's statement, in order.
     std::vector<std::pair<std::string, std::string>> settings_;
     std::vector<std::pair<router::tracked_setting, std::string>> pending_settings_;
     bool pending_settings_failed_ = false;
+    bool pending_settings_unexecuted_ = false;  // parsed, but no Execute came yet
     // startup parameters + settings_: what applied_key must equal for a connection to be ours.
     [[nodiscard]] std::string session_key() const;
+    const std::string& current_session_key();  // session_key(), cached
+    std::string session_key_cache_;
+    bool session_key_valid_ = false;
     void commit_settings();
     link_end end_ = link_end::client_closed;
     protocol::frame_error client_error_ = protocol::frame_error::none;

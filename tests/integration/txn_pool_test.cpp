@@ -37,12 +37,15 @@ struct fixture {
             "CREATE TABLE counter(id int PRIMARY KEY, n bigint NOT NULL); "
             "INSERT INTO counter VALUES (1, 0); GRANT ALL ON counter TO alice",
             "app");
-        const std::string toml =
+        std::string toml =
             "[shardgate]\nlisten_port = @PORT@\nworkers = 2\n"
             "pool_mode = \"transaction\"\n" +
-            pool + "[databases.app]\nport = " + std::to_string(pg().port()) +
-            "\nserver_tls = \"disable\"\n[users.alice]\npassword = "
-            "\"secret\"\n";
+            pool;
+        // ctest runs this file on both engines: the data plane (default) and Asio.
+        if (const char* e = std::getenv("SHARDGATE_TEST_RELAY_ENGINE"))
+            toml += std::string("relay_engine = \"") + e + "\"\n";
+        toml += "[databases.app]\nport = " + std::to_string(pg().port()) +
+                "\nserver_tls = \"disable\"\n[users.alice]\npassword = \"secret\"\n";
         sg = std::make_unique<shardgate_process>(shardgate_options{.config_toml = toml});
     }
     pg_server& pg() { return topo.shard(0).primary(); }

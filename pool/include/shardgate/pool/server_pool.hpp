@@ -7,6 +7,7 @@
 // waiter (FIFO), so an idle connection and a waiting client never coexist.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -99,6 +100,14 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
     // RESUME: every waiting client looks again (and opens a connection if needed).
     void resume();
 
+    // Data planes keep idle connections of transaction-mode pools registered with themselves
+    // between transactions ("parked"; checked out as far as the pool knows). A plane may park
+    // one only while nobody waits, the pool is neither paused nor closed, and the connection
+    // is within its lifetime; it gives parked ones back within `park_limit()`.
+    [[nodiscard]] bool may_park(const server_conn& c) const;
+    [[nodiscard]] std::chrono::milliseconds park_limit() const;
+    void note_parked(int delta) { parked_.fetch_add(delta, std::memory_order_relaxed); }
+
     [[nodiscard]] pool_stats stats() const;
     [[nodiscard]] const std::string& name() const { return name_; }
 
@@ -122,6 +131,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
     std::vector<std::unique_ptr<server_conn>> idle_;  // most recently used last
     std::deque<std::shared_ptr<waiter>> waiters_;
     std::uint32_t active_ = 0;
+    std::atomic<int> parked_{0};  // of active_: idle in a data plane
     std::uint32_t connecting_ = 0;
     bool closed_ = false;
     bool paused_ = false;

@@ -1,0 +1,544 @@
+// Transaction pooling in the data plane (see plane_txn.hpp).
+#include "plane_txn.hpp"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "session.hpp"
+
+namespace shardgate::proxy {
+namespace {
+
+constexpr std::size_t chunk_size = 64 * 1024;
+
+std::span<std::byte> scratch() {
+    thread_local std::vector<std::byte> buf(chunk_size);
+    return buf;
+}
+
+void set_nonblocking(int fd) {
+    const int flags = ::fcntl(fd, F_GETFL);
+    if ((flags & O_NONBLOCK) == 0) ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+// Sends as much of `b` as the socket takes: the count sent, or -1 when the peer is gone.
+std::ptrdiff_t send_some(int fd, std::span<const std::byte> b) {
+    std::size_t done = 0;
+    while (done < b.size()) {
+        const ssize_t w = ::send(fd, b.data() + done, b.size() - done, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            return -1;
+        }
+        done += static_cast<std::size_t>(w);
+    }
+    return static_cast<std::ptrdiff_t>(done);
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ plane_server
+
+plane_server::plane_server(data_plane& p, std::shared_ptr<pool::server_pool> pl, tcp proto, int fd)
+    : plane(p), pool(std::move(pl)), protocol(proto) {
+    reg.fd = fd;
+    set_nonblocking(fd);
+}
+
+void plane_server::on_plane_event(std::uint32_t events) {
+    if (gone) return;
+    if (user != nullptr)
+        user->on_server_event(events);
+    else
+        plane.servers().lost(*this);
+}
+
+// ------------------------------------------------------------------ plane_servers
+
+plane_servers::~plane_servers() {
+    release_all();
+}
+
+std::shared_ptr<plane_server> plane_servers::take(pool::server_pool* pool, std::string_view key) {
+    auto it = parked_.find(pool);
+    if (it == parked_.end()) return nullptr;
+    auto& v = it->second;
+    for (auto i = v.size(); i-- > 0;) {
+        if (v[i]->conn->applied_key != key) continue;
+        auto s = std::move(v[i]);
+        v.erase(v.begin() + static_cast<std::ptrdiff_t>(i));
+        --count_;
+        s->pool->note_parked(-1);
+        if (!s->pool->may_park(*s->conn)) {
+            // Someone waits for a connection, or the pool is paused or closed: ours go back
+            // (this one included) and this client queues like the others.
+            give_back(s);
+            release_pool(pool);
+            return nullptr;
+        }
+        return s;
+    }
+    return nullptr;
+}
+
+void plane_servers::park(std::shared_ptr<plane_server> s) {
+    s->user = nullptr;
+    if (!s->pool->may_park(*s->conn) || plane_.stopping()) {
+        give_back(s);
+        return;
+    }
+    s->parked_at = std::chrono::steady_clock::now();
+    plane_.watch(s->reg, s.get(), EPOLLIN);  // a parked connection that speaks is lost
+    s->pool->note_parked(1);
+    ++count_;
+    parked_[s->pool.get()].push_back(std::move(s));
+}
+
+std::unique_ptr<pool::server_conn> plane_servers::unplug(const std::shared_ptr<plane_server>& s) {
+    plane_.watch(s->reg, s.get(), 0);
+    s->gone = true;
+    plane_.keep_until_batch_end(s);
+    auto c = std::move(s->conn);
+    if (c) {
+        error_code ec;
+        c->stream.socket().assign(s->protocol, s->reg.fd, ec);
+        if (ec) {
+            ::close(s->reg.fd);
+            spdlog::warn("data plane: cannot hand server connection {} back: {}", c->id,
+                         ec.message());
+        }
+    }
+    s->reg.fd = -1;
+    return c;
+}
+
+void plane_servers::give_back(const std::shared_ptr<plane_server>& s) {
+    auto pool = s->pool;
+    auto c = unplug(s);
+    if (c) pool->checkin(std::move(c));
+}
+
+void plane_servers::remove(plane_server& s) {
+    auto it = parked_.find(s.pool.get());
+    if (it == parked_.end()) return;
+    auto& v = it->second;
+    auto at = std::find_if(v.begin(), v.end(), [&s](const auto& p) { return p.get() == &s; });
+    if (at == v.end()) return;
+    auto keep = std::move(*at);
+    v.erase(at);
+    --count_;
+    keep->pool->note_parked(-1);
+    auto pool = keep->pool;
+    auto c = unplug(keep);
+    if (c) pool->discard(std::move(c));
+}
+
+void plane_servers::lost(plane_server& s) {
+    // A parked connection has nothing to say: this is a FATAL (shutdown) or a close.
+    spdlog::info("pool {}: parked server connection {} closed by the server", s.pool->name(),
+                 s.conn ? s.conn->id : 0);
+    remove(s);
+}
+
+void plane_servers::release_pool(pool::server_pool* pool) {
+    auto it = parked_.find(pool);
+    if (it == parked_.end()) return;
+    auto v = std::move(it->second);
+    parked_.erase(it);
+    for (auto& s : v) {
+        --count_;
+        s->pool->note_parked(-1);
+        give_back(s);
+    }
+}
+
+void plane_servers::release_all() {
+    while (!parked_.empty())
+        release_pool(parked_.begin()->first);
+}
+
+void plane_servers::tick(std::chrono::steady_clock::time_point now) {
+    std::vector<pool::server_pool*> pools;
+    pools.reserve(parked_.size());
+    for (auto& [p, v] : parked_)
+        pools.push_back(p);
+    for (auto* p : pools) {
+        auto& v = parked_[p];
+        if (v.empty()) {
+            parked_.erase(p);
+            continue;
+        }
+        const auto limit = v.front()->pool->park_limit();
+        std::vector<std::shared_ptr<plane_server>> out;
+        std::erase_if(v, [&](std::shared_ptr<plane_server>& s) {
+            if (now - s->parked_at < limit && s->pool->may_park(*s->conn)) return false;
+            out.push_back(std::move(s));
+            return true;
+        });
+        for (auto& s : out) {
+            --count_;
+            s->pool->note_parked(-1);
+            give_back(s);
+        }
+        if (v.empty()) parked_.erase(p);
+    }
+}
+
+// ------------------------------------------------------------------ txn_plane_link
+
+txn_plane_link::txn_plane_link(std::shared_ptr<client_session> s, data_plane& plane, int client_fd,
+                               asio::any_io_executor session_ex)
+    : session_(std::move(s)), s_(*session_), plane_(plane), session_ex_(std::move(session_ex)) {
+    client_.fd = client_fd;
+}
+
+txn_plane_link::~txn_plane_link() = default;
+
+void txn_plane_link::start() {
+    plane_.add_resident(shared_from_this());
+    set_nonblocking(client_.fd);
+    if (plane_.stopping()) return end(link_end::client_closed);
+    refresh_interest();
+    if (!s_.client_in_.empty()) process_client();
+}
+
+void txn_plane_link::wake_session() {
+    // The session's coroutine runs on its own worker; the request is read there.
+    asio::post(session_ex_, [s = session_] {
+        s->plane_wake_ = true;
+        s->server_pump_done_.cancel();
+    });
+}
+
+void txn_plane_link::refresh_interest() {
+    if (ended_) return;
+    const bool read_client =
+        !acquiring_ && server_pending_.empty() && client_pending_.empty() && !end_after_flush_;
+    plane_.watch(client_, &client_handler_,
+                 (read_client ? EPOLLIN : 0U) | (client_pending_.empty() ? 0U : EPOLLOUT));
+    if (server_)
+        plane_.watch(
+            server_->reg, server_.get(),
+            (client_pending_.empty() ? EPOLLIN : 0U) | (server_pending_.empty() ? 0U : EPOLLOUT));
+}
+
+void txn_plane_link::on_client_event(std::uint32_t events) {
+    if (ended_) return;
+    if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && !client_pending_.empty()) {
+        if (!flush_pending(true)) return;
+    }
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) read_client();
+}
+
+void txn_plane_link::on_server_event(std::uint32_t events) {
+    if (ended_) return;
+    if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && !server_pending_.empty()) {
+        if (!flush_pending(false)) return;
+    }
+    if (server_ && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) read_server();
+}
+
+void txn_plane_link::read_client() {
+    if (ended_ || acquiring_ || end_after_flush_ || !server_pending_.empty() ||
+        !client_pending_.empty())
+        return;
+    auto buf = scratch();
+    for (;;) {
+        const ssize_t n = ::recv(client_.fd, buf.data(), buf.size(), 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            return end(link_end::client_closed);
+        }
+        if (n == 0) return end(link_end::client_closed);
+        const auto got = static_cast<std::size_t>(n);
+        // After Terminate the client is only watched for its close (which cancels work still
+        // running for it); what it sends is dropped, as Postgres reads nothing more.
+        if (!s_.tracker_.terminated()) {
+            s_.client_in_.append(std::span<const std::byte>(buf.data(), got));
+            if (!process_client()) return;
+            if (acquiring_ || !server_pending_.empty() || !client_pending_.empty()) return;
+        }
+        if (got < buf.size()) return;  // drained; level-triggered epoll reports more
+    }
+}
+
+bool txn_plane_link::process_client() {
+    for (;;) {
+        const auto step = s_.txn_client_messages();
+        if (step == client_session::txn_step::failed) {
+            end(link_end::client_protocol_error);
+            return false;
+        }
+        if (step == client_session::txn_step::need_server) {
+            if (attach_parked()) continue;
+            start_acquire();
+            // What the messages before it produced still goes out.
+            return send_to_client();
+        }
+        break;
+    }
+    if (!send_to_server() || !send_to_client()) return false;
+    if (s_.txn_finished()) {
+        end(link_end::client_closed);
+        return false;
+    }
+    refresh_interest();
+    return true;
+}
+
+bool txn_plane_link::attach_parked() {
+    auto srv =
+        plane_.servers().take(s_.pool_->pool.get(), std::string_view(s_.current_session_key()));
+    if (!srv) return false;
+    server_ = std::move(srv);
+    server_->user = this;
+    s_.conn_ = std::move(server_->conn);
+    s_.on_server_attached();
+    return true;
+}
+
+void txn_plane_link::start_acquire() {
+    acquiring_ = true;
+    // Ours that do not fit go back, so the pool can hand them out again or replace them.
+    plane_.servers().release_pool(s_.pool_->pool.get());
+    refresh_interest();
+    s_.plane_request_ = client_session::plane_request::acquire;
+    wake_session();
+}
+
+void txn_plane_link::acquired(bool ok, tcp proto, int fd) {
+    acquiring_ = false;
+    if (ok && fd >= 0) {
+        server_ = std::make_shared<plane_server>(plane_, s_.pool_->pool, proto, fd);
+        server_->user = this;
+        s_.plane_server_fd_ = -1;
+    }
+    if (ended_) {
+        // The plane stopped meanwhile: the session takes its connection back as it is.
+        if (server_) {
+            s_.plane_server_fd_ = server_->reg.fd;
+            s_.plane_server_proto_ = server_->protocol;
+            server_->gone = true;
+            plane_.keep_until_batch_end(server_);
+            server_.reset();
+        }
+        return;
+    }
+    if (!ok) {
+        // The errors the client is owed are in client_out_.
+        if (s_.fatal_sent_) end_after_flush_ = true;
+        if (!send_to_client()) return;
+        if (end_after_flush_ && client_pending_.empty()) return end(link_end::client_closed);
+        refresh_interest();
+        if (!end_after_flush_ && !s_.client_in_.empty()) process_client();
+        return;
+    }
+    process_client();
+}
+
+void txn_plane_link::detach() {
+    plane_.watch(server_->reg, server_.get(), EPOLLIN);
+    server_->conn = s_.take_server();
+    plane_.servers().park(std::move(server_));
+    server_.reset();
+}
+
+bool txn_plane_link::send_to_server() {
+    auto& out = s_.to_server_;
+    if (out.empty()) return true;
+    if (!server_) {  // nothing to send it on (cannot happen: messages need a server)
+        out.clear();
+        return true;
+    }
+    if (!server_pending_.empty()) {
+        server_pending_.insert(server_pending_.end(), out.view().begin(), out.view().end());
+        out.clear();
+        return true;
+    }
+    const auto sent = send_some(server_->reg.fd, out.view());
+    if (sent < 0) {
+        out.clear();
+        end(link_end::server_write_failed);
+        return false;
+    }
+    if (static_cast<std::size_t>(sent) < out.size()) {
+        const auto rest = out.view().subspan(static_cast<std::size_t>(sent));
+        server_pending_.assign(rest.begin(), rest.end());
+        refresh_interest();
+    }
+    out.clear();
+    return true;
+}
+
+bool txn_plane_link::send_to_client() {
+    auto& out = s_.client_out_;
+    if (out.empty()) return true;
+    if (!client_pending_.empty()) {
+        client_pending_.insert(client_pending_.end(), out.view().begin(), out.view().end());
+        out.clear();
+        return true;
+    }
+    const auto sent = send_some(client_.fd, out.view());
+    if (sent < 0) {
+        out.clear();
+        end(link_end::client_write_failed);
+        return false;
+    }
+    if (static_cast<std::size_t>(sent) < out.size()) {
+        const auto rest = out.view().subspan(static_cast<std::size_t>(sent));
+        client_pending_.assign(rest.begin(), rest.end());
+        refresh_interest();
+    }
+    out.clear();
+    return true;
+}
+
+bool txn_plane_link::flush_pending(bool to_client) {
+    auto& pending = to_client ? client_pending_ : server_pending_;
+    const int fd = to_client ? client_.fd : server_->reg.fd;
+    const auto sent = send_some(fd, pending);
+    if (sent < 0) {
+        end(to_client ? link_end::client_write_failed : link_end::server_write_failed);
+        return false;
+    }
+    pending.erase(pending.begin(), pending.begin() + sent);
+    if (!pending.empty()) return true;
+    if (pending.capacity() > chunk_size) pending.shrink_to_fit();
+    if (to_client && end_after_flush_) {
+        end(link_end::client_closed);
+        return false;
+    }
+    refresh_interest();
+    // The side that paused may go on (level-triggered epoll would say so too; saves a wake-up).
+    if (to_client) {
+        if (server_) read_server();
+        if (!ended_ && !server_ && !acquiring_) read_client();
+    } else {
+        read_client();
+    }
+    return !ended_;
+}
+
+void txn_plane_link::read_server() {
+    if (ended_ || !server_ || !client_pending_.empty()) return;
+    auto buf = scratch();
+    for (;;) {
+        const ssize_t n = ::recv(server_->reg.fd, buf.data(), buf.size(), 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            return end(link_end::server_closed);
+        }
+        if (n == 0) return end(link_end::server_closed);
+        const auto got = static_cast<std::size_t>(n);
+        if (!s_.txn_server_bytes(std::span<const std::byte>(buf.data(), got)))
+            return end(link_end::server_protocol_error);
+        if (!send_to_client()) return;
+        if (after_server_data()) return;
+        if (!client_pending_.empty()) return;  // the client is slow: wait for it
+        if (got < buf.size()) return;
+    }
+}
+
+bool txn_plane_link::after_server_data() {
+    if (s_.txn_finished()) {
+        end(link_end::client_closed);
+        return true;
+    }
+    if (!s_.txn_may_detach() || !server_pending_.empty()) return false;
+    // The end of a transaction: the connection is parked for the next client.
+    detach();
+    refresh_interest();
+    // The client may have sent its next transaction meanwhile.
+    read_client();
+    return true;
+}
+
+void txn_plane_link::end(link_end why) {
+    if (ended_) return;
+    ended_ = true;
+    s_.end_ = why;
+    plane_.watch(client_, &client_handler_, 0);
+    if (server_) {
+        // The session settles the connection on its worker (finish_relay).
+        plane_.watch(server_->reg, server_.get(), 0);
+        s_.plane_server_fd_ = server_->reg.fd;
+        s_.plane_server_proto_ = server_->protocol;
+        server_->gone = true;
+        plane_.keep_until_batch_end(server_);
+        server_.reset();
+    }
+    s_.plane_leftover_ = std::move(client_pending_);
+    s_.plane_request_ = client_session::plane_request::ended;
+    plane_.remove_resident(this);
+    wake_session();
+}
+
+void txn_plane_link::plane_stopping() {
+    end(link_end::client_closed);
+}
+
+// ------------------------------------------------------------------ the session's side
+
+awaitable<void> client_session::relay_transaction_mode_in_plane() {
+    auto ex = client_.socket().get_executor();
+    // The greeting's connection goes back to the pool at once.
+    detach_server();
+    queue_client_output_ = true;
+    error_code ec;
+    const auto client_proto = client_.socket().local_endpoint(ec).protocol();
+    const int client_fd = client_.socket().release(ec);
+    auto& plane =
+        *ctx_.planes[ctx_.next_plane.fetch_add(1, std::memory_order_relaxed) % ctx_.planes.size()];
+    auto link = std::make_shared<txn_plane_link>(shared_from_this(), plane, client_fd, ex);
+    plane.post([link] { link->start(); });
+    for (;;) {
+        if (!plane_wake_) {
+            server_pump_done_.expires_at(asio::steady_timer::time_point::max());
+            co_await server_pump_done_.async_wait(ec_token(ec));
+            continue;
+        }
+        plane_wake_ = false;
+        const auto req = std::exchange(plane_request_, plane_request::none);
+        if (req == plane_request::ended) break;
+        if (req != plane_request::acquire) continue;
+        // The plane had no parked connection for this client: the pool decides (waits,
+        // opens one, or says why not), then the socket moves to the plane.
+        const bool ok = co_await attach_server();
+        tcp proto = tcp::v4();
+        int fd = -1;
+        if (ok) {
+            proto = server().socket().local_endpoint(ec).protocol();
+            fd = server().socket().release(ec);
+            plane_server_fd_ = fd;
+            plane_server_proto_ = proto;
+        }
+        plane.post([link, ok, proto, fd] { link->acquired(ok, proto, fd); });
+    }
+    // The link left the plane: the sockets come back to this worker.
+    queue_client_output_ = false;
+    client_.socket().assign(client_proto, client_fd, ec);
+    if (conn_ && plane_server_fd_ >= 0)
+        server().socket().assign(plane_server_proto_, plane_server_fd_, ec);
+    plane_server_fd_ = -1;
+    if (!client_out_.empty() || !plane_leftover_.empty()) {
+        // Replies the plane could not write yet (a slow client) go out before anything else.
+        std::vector<std::byte> rest = std::move(plane_leftover_);
+        rest.insert(rest.end(), client_out_.view().begin(), client_out_.view().end());
+        client_out_.clear();
+        if (end_ != link_end::client_closed && end_ != link_end::client_write_failed)
+            co_await client_.async_write_all(rest, ec);
+    }
+    pumps_stopping_ = true;
+    co_await finish_transaction_mode();
+}
+
+}  // namespace shardgate::proxy

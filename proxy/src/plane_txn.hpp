@@ -1,0 +1,129 @@
+// Transaction pooling in the data plane. A transaction-mode client's socket lives in a plane
+// for the whole session; server connections come and go per transaction. The message handling
+// itself is client_session's (relay_txn.cpp), shared with the Asio engine.
+//
+// A server connection that enters a plane stays registered in that plane's epoll set while it
+// serves one client after another: between transactions it is parked here (checked out, as far
+// as its pool knows), so handing it to the next client costs no system call. A plane gives
+// parked connections back to their pool when the pool has waiting clients, is paused or
+// closed, the connection reaches its lifetime, or it has been parked longer than
+// server_pool::park_limit() (so idle timeouts, liveness checks and SHOW POOLS stay the
+// pool's). A client for which no parked connection fits (different session settings), or for
+// which none is parked, asks its Asio worker for one (server_pool::checkout), which may wait
+// or open one.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "data_plane.hpp"
+#include "io.hpp"
+#include "shardgate/pool/server_pool.hpp"
+
+namespace shardgate::proxy {
+
+class client_session;
+class txn_plane_link;
+
+// A server connection while it is in a plane.
+class plane_server final : public plane_handler {
+  public:
+    plane_server(data_plane& plane, std::shared_ptr<pool::server_pool> pool, tcp proto, int fd);
+    void on_plane_event(std::uint32_t events) override;
+
+    data_plane& plane;
+    std::shared_ptr<pool::server_pool> pool;
+    tcp protocol;
+    plane_fd reg;
+    std::unique_ptr<pool::server_conn> conn;  // while parked; its client holds it otherwise
+    txn_plane_link* user = nullptr;           // the client whose transaction runs on it
+    std::chrono::steady_clock::time_point parked_at{};
+    bool gone = false;  // left the plane: events still in the batch are stale
+};
+
+// The parked connections of one plane, by pool.
+class plane_servers {
+  public:
+    explicit plane_servers(data_plane& plane) : plane_(plane) {}
+    ~plane_servers();
+    plane_servers(const plane_servers&) = delete;
+    plane_servers& operator=(const plane_servers&) = delete;
+
+    [[nodiscard]] bool empty() const { return count_ == 0; }
+    // The most recently parked connection of `pool` set up for session key `key`, or null.
+    std::shared_ptr<plane_server> take(pool::server_pool* pool, std::string_view key);
+    // Parks `s` (its conn set, idle and clean), or gives it back if its pool wants it.
+    void park(std::shared_ptr<plane_server> s);
+    // Takes `s` out of the plane: its connection's socket goes back to Asio.
+    std::unique_ptr<pool::server_conn> unplug(const std::shared_ptr<plane_server>& s);
+    void release_pool(pool::server_pool* pool);  // every parked connection of `pool`
+    void release_all();
+    void tick(std::chrono::steady_clock::time_point now);
+    void lost(plane_server& s);  // a parked connection spoke or closed
+
+  private:
+    void remove(plane_server& s);
+    void give_back(const std::shared_ptr<plane_server>& s);
+
+    data_plane& plane_;
+    std::unordered_map<pool::server_pool*, std::vector<std::shared_ptr<plane_server>>> parked_;
+    std::size_t count_ = 0;
+};
+
+// One transaction-mode client in a plane.
+class txn_plane_link final : public plane_resident,
+                             public std::enable_shared_from_this<txn_plane_link> {
+  public:
+    txn_plane_link(std::shared_ptr<client_session> s, data_plane& plane, int client_fd,
+                   asio::any_io_executor session_ex);
+    ~txn_plane_link();
+    txn_plane_link(const txn_plane_link&) = delete;
+    txn_plane_link& operator=(const txn_plane_link&) = delete;
+
+    void start();  // plane thread
+    // Plane thread: the session's Asio worker checked a connection out (fd >= 0) or not.
+    void acquired(bool ok, tcp proto, int fd);
+    void plane_stopping() override;
+    void on_client_event(std::uint32_t events);
+    void on_server_event(std::uint32_t events);
+    [[nodiscard]] int client_fd() const { return client_.fd; }
+
+  private:
+    struct client_handler final : plane_handler {
+        explicit client_handler(txn_plane_link* l) : link(l) {}
+        void on_plane_event(std::uint32_t events) override { link->on_client_event(events); }
+        txn_plane_link* link;
+    };
+
+    void read_client();
+    void read_server();
+    bool process_client();  // false: the link ended
+    bool attach_parked();
+    void start_acquire();
+    void detach();
+    bool send_to_server();  // false: the link ended
+    bool send_to_client();
+    bool flush_pending(bool to_client);
+    bool after_server_data();  // true: detached or ended
+    void refresh_interest();
+    void end(link_end why);
+    void wake_session();
+
+    std::shared_ptr<client_session> session_;
+    client_session& s_;
+    data_plane& plane_;
+    asio::any_io_executor session_ex_;
+    client_handler client_handler_{this};
+    plane_fd client_;
+    std::shared_ptr<plane_server> server_;
+    std::vector<std::byte> client_pending_;  // unwritten; reading the server pauses meanwhile
+    std::vector<std::byte> server_pending_;  // unwritten; reading the client pauses meanwhile
+    bool acquiring_ = false;
+    bool ended_ = false;
+    bool end_after_flush_ = false;  // a FATAL error is queued: close once it is out
+};
+
+}  // namespace shardgate::proxy
