@@ -15,6 +15,9 @@ pkgs=(
   pgbouncer pgpool2
   # Real Python drivers for the prepared-statement client test (psycopg 3, asyncpg)
   python3-psycopg python3-asyncpg
+  # The real JDBC driver (pgjdbc) for the JDBC prepared-statement client test; a JDK, not a JRE:
+  # the test runs its client with Java's single-file source launcher
+  default-jdk-headless libpostgresql-jdbc-java
   procps iproute2 util-linux
 )
 

@@ -1,0 +1,148 @@
+// The real JDBC driver (pgjdbc) through transaction pooling: 50 threads over pool_size = 5 reuse
+// PreparedStatements until pgjdbc names them on the server (prepareThreshold 1 and the default 5),
+// run by tests/integration/clients/JdbcPrepared.java with Java's single-file source launcher.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <regex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "shardgate/testsupport/testsupport.hpp"
+
+using namespace shardgate::testsupport;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path program = fs::path(__FILE__).parent_path() / "clients" / "JdbcPrepared.java";
+// Debian 12: default-jdk-headless (the source launcher compiles, so a JRE is not enough) and
+// libpostgresql-jdbc-java.
+const fs::path java = "/usr/bin/java";
+const fs::path javac = "/usr/bin/javac";
+const fs::path driver_jar = "/usr/share/java/postgresql.jar";
+
+struct client_result {
+    int exit_code = -1;
+    bool timed_out = false;
+    std::string out;
+    std::string err;
+};
+
+// Runs a client program with a clean environment (env -i: no PG* variables, no ~/.pgpass, no
+// JAVA_TOOL_OPTIONS or CLASSPATH) in `dir`, stdout and stderr captured apart.
+client_result run_client(const fs::path& dir, const std::vector<std::string>& argv) {
+    const fs::path out = dir / "stdout";
+    const fs::path err = dir / "stderr";
+    std::vector<std::string> cmd{"env",
+                                 "-i",
+                                 "PATH=/usr/bin:/bin",
+                                 "LC_ALL=C.UTF-8",
+                                 "HOME=" + dir.string(),
+                                 "PGPASSFILE=" + (dir / "no-pgpass").string(),
+                                 "PGSERVICEFILE=" + (dir / "no-pg-service").string(),
+                                 "PGSYSCONFDIR=" + dir.string(),
+                                 "/bin/sh",
+                                 "-c",
+                                 "o=$1; e=$2; shift 2; exec \"$@\" >\"$o\" 2>\"$e\"",
+                                 "sh",
+                                 out.string(),
+                                 err.string()};
+    cmd.insert(cmd.end(), argv.begin(), argv.end());
+    const command_result r = run_command(cmd, {.timeout = 120s, .cwd = dir});
+    client_result res{r.exit_code, r.timed_out, read_file(out), read_file(err)};
+    if (!r.output.empty()) res.err += r.output;  // env or sh complaining
+    return res;
+}
+
+// The integer value of "key": N in the program's JSON line, or -1.
+long long json_int(const std::string& json, const std::string& key) {
+    std::smatch m;
+    return std::regex_search(json, m, std::regex("\"" + key + "\": (-?[0-9]+)"))
+               ? std::stoll(m[1].str())
+               : -1;
+}
+
+}  // namespace
+
+TEST_CASE("pgjdbc PreparedStatements: 50 clients over pool_size = 5") {
+    // A missing JDK or driver is a broken test machine, not a reason to skip. javac stands for
+    // the jdk.compiler module the source launcher needs (a JRE alone has java but not that).
+    for (const fs::path& needed : {java, javac, driver_jar}) {
+        const std::string missing = needed.string() +
+                                    " is missing: run scripts/install-deps.sh "
+                                    "(default-jdk-headless, libpostgresql-jdbc-java)";
+        REQUIRE_MESSAGE(fs::exists(needed), missing);
+    }
+    pg_topology topo = pg_topology::builder().build();
+    topo.create_role("alice", "secret");
+    topo.create_database("app", "alice");
+    pg_server& pg = topo.shard(0).primary();
+    const std::string toml =
+        "[shardgate]\nlisten_port = @PORT@\nworkers = 2\npool_mode = \"transaction\"\n"
+        "pool_size = 5\ncheckout_timeout_ms = 20000\n[databases.app]\nport = " +
+        std::to_string(pg.port()) +
+        "\nserver_tls = \"disable\"\n[users.alice]\npassword = \"secret\"\n";
+    shardgate_process sg(shardgate_options{.config_toml = toml});
+    work_dir dir{"shardgate-jdbc-clients"};
+    auto server_conns = [&] {
+        return std::stoi(
+            pg.query_value("SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice' AND "
+                           "datname = 'app' AND pid <> pg_backend_pid()"));
+    };
+    // The most server connections seen while the clients run, sampled every 200 ms.
+    std::atomic<int> peak{0};
+    std::jthread sampler([&](std::stop_token stop) {
+        while (!stop.stop_requested()) {
+            peak = std::max(peak.load(), server_conns());
+            std::this_thread::sleep_for(200ms);
+        }
+    });
+
+    // 25 clients with prepareThreshold=1 and 25 with the default 5; half of each with a 4-entry
+    // statement cache, so evicted one-off statements are closed (Close). 300 rounds of about 8
+    // executions each: about 119,000.
+    std::vector<std::string> argv{java.string(), "-cp", driver_jar.string(), program.string()};
+    for (const auto& [flag, value] :
+         std::vector<std::pair<std::string, std::string>>{{"--host", "127.0.0.1"},
+                                                          {"--port", std::to_string(sg.port())},
+                                                          {"--user", "alice"},
+                                                          {"--password", "secret"},
+                                                          {"--dbname", "app"},
+                                                          {"--threads", "50"},
+                                                          {"--rounds", "300"},
+                                                          {"--deadline", "90"},
+                                                          {"--min-executions", "100000"}})
+        argv.insert(argv.end(), {flag, value});
+    const client_result r = run_client(dir.path(), argv);
+    sampler.request_stop();
+    sampler.join();
+    const std::string log = sg.log_tail(20);
+    INFO("client stdout: " << r.out);
+    INFO("client stderr: " << r.err);
+    INFO("shardgate log:\n" << log);
+    CHECK_FALSE(r.timed_out);
+    CHECK(r.exit_code == 0);
+    CHECK(json_int(r.out, "clients") == 50);
+    CHECK(json_int(r.out, "errors") == 0);
+    CHECK(json_int(r.out, "not_exist_errors") == 0);
+    CHECK(json_int(r.out, "already_exists_errors") == 0);
+    CHECK(r.out.find("\"first_error\": null") != std::string::npos);
+    CHECK(r.out.find("does not exist") == std::string::npos);
+    CHECK(r.out.find("already exists") == std::string::npos);
+    CHECK(json_int(r.out, "executions") >= 100000);
+    for (const char* kind : {"threshold_1", "threshold_default", "transactions", "rollbacks",
+                             "batches", "one_offs", "closes"})
+        CHECK(json_int(r.out, kind) > 0);
+    // pgjdbc really used named server statements (S_n) for most executions.
+    CHECK(json_int(r.out, "named_parses") > 0);
+    CHECK(json_int(r.out, "named_binds") >= json_int(r.out, "executions") / 2);
+    CHECK(peak <= 5);
+    CHECK(server_conns() <= 5);
+    MESSAGE("pgjdbc: " << r.out << "server connections at most: " << peak.load());
+    CHECK(sg.running());
+}
