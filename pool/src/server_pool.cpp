@@ -80,6 +80,7 @@ void server_pool::give_or_idle_locked(std::unique_ptr<server_conn> c,
     if (!waiters_.empty()) {
         auto w = std::move(waiters_.front());
         waiters_.pop_front();
+        update_parkable_locked();
         w->conn = std::move(c);
         ++active_;
         wake(w, w->timer, w->ex);
@@ -178,6 +179,7 @@ awaitable<checkout_result> server_pool::checkout(
                 if (next_attempt_ > now) wake_at = std::min(wake_at, next_attempt_);
                 w->timer.expires_at(wake_at);
                 waiters_.push_back(w);
+                update_parkable_locked();
             }
         }
         close_conn(std::move(evicted));
@@ -193,6 +195,7 @@ awaitable<checkout_result> server_pool::checkout(
             std::lock_guard lock(mu_);
             auto it = std::find(waiters_.begin(), waiters_.end(), w);
             if (it != waiters_.end()) waiters_.erase(it);
+            update_parkable_locked();
             if (w->failed) co_return std::move(w->failure);
             c = std::move(w->conn);  // counted as active by whoever handed it over
             if (!c) continue;        // woken to look again (a slot freed, time passed)
@@ -302,6 +305,7 @@ awaitable<checkout_result> server_pool::open_new(
                 wake(w, w->timer, w->ex);
             }
             if (!paused_) waiters_.clear();
+            update_parkable_locked();
         }
     }
     for (auto& c : to_close)
@@ -393,6 +397,7 @@ void server_pool::close() {
     {
         std::lock_guard lock(mu_);
         closed_ = true;
+        update_parkable_locked();
         to_close.swap(idle_);
         for (auto& w : waiters_)
             wake(w, w->timer, w->ex);
@@ -406,6 +411,7 @@ void server_pool::pause() {
     {
         std::lock_guard lock(mu_);
         paused_ = true;
+        update_parkable_locked();
         to_close.swap(idle_);
     }
     for (auto& c : to_close)
@@ -416,20 +422,22 @@ void server_pool::resume() {
     std::lock_guard lock(mu_);
     if (!paused_) return;
     paused_ = false;
+    update_parkable_locked();
     // Each waiter looks again, in queue order, and opens a connection or queues again.
     for (auto& w : waiters_)
         wake(w, w->timer, w->ex);
 }
 
 bool server_pool::may_park(const server_conn& c) const {
-    std::lock_guard lock(mu_);
-    return waiters_.empty() && !paused_ && !closed_ && steady::now() < c.expires;
+    // Lock-free: data planes ask twice per transaction.
+    return parkable_.load(std::memory_order_relaxed) && steady::now() < c.expires;
 }
 
 std::chrono::milliseconds server_pool::park_limit() const {
     std::lock_guard lock(mu_);
-    // Short enough that idle timeouts, liveness checks and SHOW POOLS stay the pool's business.
-    auto limit = std::min(milliseconds(1000), s_.server_check_delay / 2);
+    // Short enough that idle timeouts and liveness checks stay the pool's business (a parked
+    // connection the server closes is seen at once: the plane watches it).
+    auto limit = s_.server_check_delay / 2;
     if (s_.server_idle_timeout.count() > 0) limit = std::min(limit, s_.server_idle_timeout / 2);
     return std::max(limit, milliseconds(1));
 }

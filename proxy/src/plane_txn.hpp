@@ -7,10 +7,10 @@
 // as its pool knows), so handing it to the next client costs no system call. A plane gives
 // parked connections back to their pool when the pool has waiting clients, is paused or
 // closed, the connection reaches its lifetime, or it has been parked longer than
-// server_pool::park_limit() (so idle timeouts, liveness checks and SHOW POOLS stay the
-// pool's). A client for which no parked connection fits (different session settings), or for
-// which none is parked, asks its Asio worker for one (server_pool::checkout), which may wait
-// or open one.
+// server_pool::park_limit() (so idle timeouts and liveness checks stay the pool's; SHOW POOLS
+// counts parked connections as idle). A client for which no parked connection fits (different
+// session settings), or for which none is parked, asks its Asio worker for one
+// (server_pool::checkout), which may wait or open one.
 #pragma once
 
 #include <chrono>
@@ -87,6 +87,7 @@ class txn_plane_link final : public plane_resident,
     // Plane thread: the session's Asio worker checked a connection out (fd >= 0) or not.
     void acquired(bool ok, tcp proto, int fd);
     void plane_stopping() override;
+    void plane_closing_idle() override;
     void on_client_event(std::uint32_t events);
     void on_server_event(std::uint32_t events);
     [[nodiscard]] int client_fd() const { return client_.fd; }

@@ -103,7 +103,8 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
     // Data planes keep idle connections of transaction-mode pools registered with themselves
     // between transactions ("parked"; checked out as far as the pool knows). A plane may park
     // one only while nobody waits, the pool is neither paused nor closed, and the connection
-    // is within its lifetime; it gives parked ones back within `park_limit()`.
+    // is within its lifetime; it gives parked ones back within `park_limit()` (half the
+    // check delay and of the idle timeout).
     [[nodiscard]] bool may_park(const server_conn& c) const;
     [[nodiscard]] std::chrono::milliseconds park_limit() const;
     void note_parked(int delta) { parked_.fetch_add(delta, std::memory_order_relaxed); }
@@ -132,6 +133,11 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
     std::deque<std::shared_ptr<waiter>> waiters_;
     std::uint32_t active_ = 0;
     std::atomic<int> parked_{0};  // of active_: idle in a data plane
+    // No waiters, not paused, not closed (kept by update_parkable_locked()).
+    std::atomic<bool> parkable_{true};
+    void update_parkable_locked() {
+        parkable_.store(waiters_.empty() && !paused_ && !closed_, std::memory_order_relaxed);
+    }
     std::uint32_t connecting_ = 0;
     bool closed_ = false;
     bool paused_ = false;
