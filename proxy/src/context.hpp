@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "cancel_registry.hpp"
@@ -43,6 +44,12 @@ struct proxy_context {
     // Data-plane threads (relay_engine = "epoll"); empty otherwise.
     std::vector<std::unique_ptr<data_plane>> planes;
     std::atomic<std::size_t> next_plane{0};
+    // SIGINT: clients leave between transactions. Sessions in a relay register a closer (it
+    // posts to their worker); the data planes close their own links.
+    std::atomic<bool> closing_idle{false};
+    void watch_idle(const void* session, std::function<void()> closer);
+    void unwatch_idle(const void* session);
+    void close_idle_clients();
     class pool_registry* pools = nullptr;  // owned by proxy_server
     std::function<std::string()> reload;   // set by proxy_server; "" = ok, else the error
 
@@ -51,6 +58,8 @@ struct proxy_context {
 
   private:
     mutable std::mutex cfg_mu_;
+    std::mutex idle_mu_;
+    std::unordered_map<const void*, std::function<void()>> idle_closers_;
     std::shared_ptr<const config> live_cfg_;
 };
 

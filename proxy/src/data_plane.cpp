@@ -43,6 +43,8 @@ std::string_view to_string(link_end e) {
             return "server_write_failed";
         case link_end::server_protocol_error:
             return "server_protocol_error";
+        case link_end::admin_shutdown:
+            return "admin_shutdown";
     }
     return "?";
 }
@@ -93,6 +95,29 @@ void data_plane::post(std::function<void()> fn) {
     }
     const std::uint64_t one = 1;
     (void)::write(wake_fd_, &one, sizeof one);
+}
+
+void data_plane::close_idle() {
+    post([this] {
+        closing_idle_ = true;
+        std::vector<relay_link*> links;
+        for (auto& [p, l] : live_)
+            links.push_back(p);
+        for (auto* l : links)
+            close_if_idle(*l);
+        std::vector<std::shared_ptr<plane_resident>> residents;
+        for (auto& [p, r] : residents_)
+            residents.push_back(r);
+        for (auto& r : residents)
+            r->plane_closing_idle();
+    });
+}
+
+void data_plane::close_if_idle(relay_link& l) {
+    if (!closing_idle_ || l.ended || l.tracker.terminated()) return;
+    if (l.tracker.server_idle() && l.tracker.txn_status() == 'I' && l.to_client.empty() &&
+        l.to_server.empty() && l.server_at_boundary && l.client_scanner.at_boundary())
+        end(l, link_end::admin_shutdown);
 }
 
 void data_plane::watch(plane_fd& f, plane_handler* h, std::uint32_t events) {
@@ -210,6 +235,7 @@ void data_plane::take_incoming() {
         raw->plane = this;
         live_.emplace(raw, std::move(l));
         refresh_interest(*raw);
+        close_if_idle(*raw);  // SIGINT came while it logged in
     }
 }
 
@@ -322,6 +348,10 @@ void data_plane::read_from(relay_link& l, bool client) {
         }
         if (!client) l.server_at_boundary = l.server_scanner.at_boundary();
         if (l.tracker.terminated()) return finish_if_terminated(l);
+        if (!client && closing_idle_) {
+            close_if_idle(l);
+            if (l.ended) return;
+        }
         if (static_cast<std::size_t>(n) < buf.size()) return;  // drained; LT reports more
     }
 }

@@ -49,6 +49,8 @@ struct plane_fd {
 class plane_resident {
   public:
     virtual void plane_stopping() = 0;
+    // SIGINT: leave now if no transaction is in flight, else once it ends.
+    virtual void plane_closing_idle() = 0;
 
   protected:
     plane_resident() = default;
@@ -65,6 +67,7 @@ enum class link_end : std::uint8_t {
     server_closed,          // EOF or error reading the server
     server_write_failed,    // the server went away while we wrote to it
     server_protocol_error,  // the server sent a malformed stream
+    admin_shutdown,         // SIGINT: closed between transactions (57P01 for the client)
 };
 std::string_view to_string(link_end e);
 
@@ -118,6 +121,10 @@ class data_plane {
     void adopt(std::shared_ptr<relay_link> link);
     // Thread-safe: runs `fn` on the plane thread (dropped if the plane has stopped).
     void post(std::function<void()> fn);
+    // Thread-safe. SIGINT: every client not in a transaction leaves now (admin_shutdown),
+    // the others as soon as their transaction ends.
+    void close_idle();
+    [[nodiscard]] bool closing_idle() const { return closing_idle_; }
 
     // Plane thread only, for handlers other than relay_link. Level-triggered interest in
     // `events` (EPOLLIN / EPOLLOUT); 0 takes the fd out of the set.
@@ -143,6 +150,8 @@ class data_plane {
     void end(relay_link& l, link_end why);
     // After a Terminate: ends the link once the server has answered what came before it.
     void finish_if_terminated(relay_link& l);
+    // After SIGINT: ends the link if nothing is in flight.
+    void close_if_idle(relay_link& l);
 
     int epfd_ = -1;
     int wake_fd_ = -1;
@@ -152,6 +161,7 @@ class data_plane {
     std::vector<std::shared_ptr<void>> batch_keep_;
     std::unordered_map<plane_resident*, std::shared_ptr<plane_resident>> residents_;
     std::unique_ptr<plane_servers> servers_;
+    bool closing_idle_ = false;  // plane thread
     std::unordered_map<relay_link*, std::shared_ptr<relay_link>> live_;
     std::vector<relay_link*> ended_;  // ended since the last batch; still in live_
     std::atomic<bool> stop_{false};

@@ -154,7 +154,7 @@ void proxy_server::on_signal(int signo) {
         spdlog::info("{}: not ready; the listener closes in {} ms",
                      signo == SIGTERM ? "SIGTERM" : "SIGINT",
                      ctx_.live_config()->shutdown_ready_delay.count());
-        asio::co_spawn(main_io_, shut_down(), asio::detached);
+        asio::co_spawn(main_io_, shut_down(signo == SIGINT), asio::detached);
     } else {
         spdlog::info("second stop signal: exiting now");
         main_io_.stop();
@@ -164,7 +164,7 @@ void proxy_server::on_signal(int signo) {
     });
 }
 
-awaitable<void> proxy_server::shut_down() {
+awaitable<void> proxy_server::shut_down(bool only_transactions) {
     if (ctx_.live_config()->shutdown_ready_delay.count() > 0) {
         asio::steady_timer t(main_io_, ctx_.live_config()->shutdown_ready_delay);
         error_code ec;
@@ -173,8 +173,18 @@ awaitable<void> proxy_server::shut_down() {
     ctx_.stopping.store(true);
     error_code ignored;
     acceptor_.close(ignored);
-    spdlog::info("no new clients; waiting up to {} ms for clients to finish",
-                 ctx_.live_config()->shutdown_timeout.count());
+    if (only_transactions) {
+        // SIGINT: clients leave between transactions (FATAL 57P01), as PgBouncer's safe
+        // shutdown waits only for the servers in use.
+        spdlog::info(
+            "no new clients; idle clients are closed, the others once their transaction ends "
+            "(up to {} ms)",
+            ctx_.live_config()->shutdown_timeout.count());
+        ctx_.close_idle_clients();
+    } else {
+        spdlog::info("no new clients; waiting up to {} ms for clients to finish",
+                     ctx_.live_config()->shutdown_timeout.count());
+    }
     co_await drain_and_stop();
 }
 

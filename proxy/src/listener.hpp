@@ -30,7 +30,7 @@ class proxy_server {
   private:
     awaitable<void> accept_loop();
     // Not ready for shutdown_ready_delay, then the listener closes and drain_and_stop runs.
-    awaitable<void> shut_down();
+    awaitable<void> shut_down(bool only_transactions);  // SIGINT: true
     awaitable<void> drain_and_stop();
     void on_signal(int signo);
     // Reads the config file again and applies what can change while running; "" on success,

@@ -205,6 +205,7 @@ void txn_plane_link::start() {
     plane_.add_resident(shared_from_this());
     set_nonblocking(client_.fd);
     if (plane_.stopping()) return end(link_end::client_closed);
+    if (plane_.closing_idle() && s_.client_in_.empty()) return end(link_end::admin_shutdown);
     refresh_interest();
     if (!s_.client_in_.empty()) process_client();
 }
@@ -454,11 +455,14 @@ bool txn_plane_link::after_server_data() {
         return true;
     }
     if (!s_.txn_may_detach() || !server_pending_.empty()) return false;
-    // The end of a transaction: the connection is parked for the next client.
+    // The end of a transaction: the connection is parked for the next client. Whatever the
+    // client sent meanwhile is reported by the (level-triggered) epoll set.
     detach();
+    if (plane_.closing_idle()) {
+        end(link_end::admin_shutdown);
+        return true;
+    }
     refresh_interest();
-    // The client may have sent its next transaction meanwhile.
-    read_client();
     return true;
 }
 
@@ -484,6 +488,12 @@ void txn_plane_link::end(link_end why) {
 
 void txn_plane_link::plane_stopping() {
     end(link_end::client_closed);
+}
+
+void txn_plane_link::plane_closing_idle() {
+    // A client between transactions leaves now; one in a transaction when it ends (detach).
+    if (!server_ && !acquiring_ && !s_.tracker_.terminated() && client_pending_.empty())
+        end(link_end::admin_shutdown);
 }
 
 // ------------------------------------------------------------------ the session's side

@@ -14,11 +14,50 @@ namespace shardgate::proxy {
 namespace pr = shardgate::protocol;
 namespace {}  // namespace
 
+bool client_session::session_idle() const {
+    return !pumps_stopping_ && !tracker_.terminated() && tracker_.server_idle() &&
+           tracker_.txn_status() == 'I' && server_at_boundary_ && client_at_boundary_;
+}
+
+void client_session::close_if_idle() {
+    // SIGINT reached this session (on its worker). The data plane handles its own links.
+    switch (relay_kind_) {
+        case relay_kind::asio_session:
+            if (session_idle()) {
+                end_ = link_end::admin_shutdown;
+                stop_pumps();
+            }
+            break;
+        case relay_kind::asio_transaction:
+            if (!conn_ && !pumps_stopping_ && !tracker_.terminated()) {
+                end_ = link_end::admin_shutdown;
+                stop_client_pump();
+            }
+            break;
+        case relay_kind::none:
+        case relay_kind::plane:
+            break;
+    }
+}
+
 awaitable<void> client_session::relay() {
+    if (ctx_.closing_idle.load()) {
+        // SIGINT came while this client logged in.
+        end_ = link_end::admin_shutdown;
+        co_return co_await finish_relay();
+    }
+    ctx_.watch_idle(this, [w = weak_from_this(), ex = client_.socket().get_executor()] {
+        asio::post(ex, [w] {
+            if (auto s = w.lock()) s->close_if_idle();
+        });
+    });
     // Transaction pooling runs on the Asio workers (the data plane relays session mode only).
     if (pool_->cfg.mode == pool_mode::transaction) co_return co_await relay_transaction_mode();
-    if (!ctx_.planes.empty() && !client_.is_tls() && !server().is_tls())
+    if (!ctx_.planes.empty() && !client_.is_tls() && !server().is_tls()) {
+        relay_kind_ = relay_kind::plane;
         co_return co_await relay_in_data_plane();
+    }
+    relay_kind_ = relay_kind::asio_session;
     auto self = shared_from_this();
     auto ex = client_.socket().get_executor();
     // Both pumps run on this session's thread. Whichever ends first stops the other: the
@@ -125,6 +164,10 @@ awaitable<void> client_session::pump_server_to_client(
             end_ = link_end::client_write_failed;
             break;
         }
+        if (ctx_.closing_idle.load(std::memory_order_relaxed) && session_idle()) {
+            end_ = link_end::admin_shutdown;
+            break;
+        }
         if (tracker_.terminated() && tracker_.server_idle() && server_at_boundary_) {
             end_ = link_end::client_closed;
             break;
@@ -160,9 +203,13 @@ awaitable<void> client_session::finish_relay() {
             spdlog::error("server for database {} sent a malformed stream, closing",
                           database_name_);
             break;
+        case link_end::admin_shutdown:
+            co_await send_admin_shutdown();
+            break;
     }
     const bool reusable =
-        server_clean && (end_ == link_end::client_closed || end_ == link_end::client_write_failed);
+        server_clean && (end_ == link_end::client_closed || end_ == link_end::client_write_failed ||
+                         end_ == link_end::admin_shutdown);
     client_.close();
     co_await release_server(reusable);
 }
@@ -198,6 +245,17 @@ awaitable<void> client_session::release_server(bool reusable) {
         pool_->pool->checkin(std::move(conn_));
     else
         pool_->pool->discard(std::move(conn_));
+}
+
+awaitable<void> client_session::send_admin_shutdown() {
+    // As Postgres tells a session that pg_terminate_backend or a fast shutdown ends.
+    spdlog::debug("client {}@{}: closed between transactions (SIGINT)", user_name_, database_name_);
+    co_await send_error({pr::severity::fatal, pr::sqlstate::admin_shutdown,
+                         "terminating connection due to administrator command",
+                         "shardgate is shutting down (SIGINT)."});
+    // The client may be sending its next statement right now: closing with it unread would
+    // reset the connection, and the client could lose the error.
+    co_await drain_client();
 }
 
 awaitable<void> client_session::reject_client_stream(protocol::frame_error err) {

@@ -297,8 +297,11 @@ awaitable<void> client_session::flush_client(error_code& ec) {
 }
 
 awaitable<void> client_session::relay_transaction_mode() {
-    if (!ctx_.planes.empty() && !client_.is_tls() && !server().is_tls())
+    if (!ctx_.planes.empty() && !client_.is_tls() && !server().is_tls()) {
+        relay_kind_ = relay_kind::plane;
         co_return co_await relay_transaction_mode_in_plane();
+    }
+    relay_kind_ = relay_kind::asio_transaction;
     auto self = shared_from_this();
     auto ex = client_.socket().get_executor();
     // The greeting's connection goes back to the pool at once.
@@ -363,6 +366,7 @@ awaitable<void> client_session::finish_transaction_mode() {
     if (!conn_) {
         if (end_ == link_end::client_protocol_error && client_error_ != pr::frame_error::none)
             co_await reject_client_stream(client_error_);
+        if (end_ == link_end::admin_shutdown) co_await send_admin_shutdown();
         client_.close();
         co_return;
     }
@@ -402,6 +406,10 @@ awaitable<void> client_session::pump_server_txn(std::shared_ptr<client_session> 
         // The end of a transaction: the connection goes back to the pool.
         if (txn_may_detach()) {
             detach_server();
+            if (ctx_.closing_idle.load(std::memory_order_relaxed)) {
+                end_ = link_end::admin_shutdown;
+                self->stop_client_pump();
+            }
             co_return;
         }
     }

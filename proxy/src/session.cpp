@@ -38,6 +38,7 @@ client_session::client_session(proxy_context& ctx, tcp::socket sock)
 }
 
 client_session::~client_session() {
+    ctx_.unwatch_idle(this);
     if (conn_) pool_->pool->discard(std::move(conn_));  // a path that did not release it
     if (pool_) pool_->clients.fetch_sub(1, std::memory_order_relaxed);
     if (key_issued_) ctx_.cancels.release(key_);

@@ -125,6 +125,12 @@ class client_session : public std::enable_shared_from_this<client_session> {
     awaitable<void> report_server_lost();
     awaitable<void> drain_client();
     awaitable<void> reject_client_stream(protocol::frame_error err);
+    awaitable<void> send_admin_shutdown();
+    // SIGINT: this session leaves now if no transaction is in flight (else when it ends).
+    void close_if_idle();
+    [[nodiscard]] bool session_idle() const;  // session mode on Asio: nothing in flight
+    enum class relay_kind : std::uint8_t { none, asio_session, asio_transaction, plane };
+    relay_kind relay_kind_ = relay_kind::none;
 
     // Sends an error (FATAL ones close the session after sending).
     awaitable<void> send_error(const protocol::error_fields& e);

@@ -1,6 +1,8 @@
 // Process lifecycle with a real Postgres: the health endpoints (/health/live, /health/ready and
 // their bounds), and graceful shutdown: readiness drops before the listener closes, open
-// transactions finish after SIGTERM, and shardgate exits once the last client leaves.
+// transactions finish after SIGTERM (session and transaction pooling), and shardgate exits once
+// the last client leaves; after SIGINT idle clients are closed at once and the others as soon as
+// their transaction ends.
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <libpq-fe.h>
@@ -211,7 +213,18 @@ TEST_CASE("the HTTP server is bounded: request size, slow requests, connection c
 }
 
 TEST_CASE("SIGTERM during 100 open transactions: every COMMIT succeeds, then a clean exit") {
-    fixture f("pool_size = 110\nshutdown_ready_delay_ms = 500\nshutdown_timeout_ms = 20000\n");
+    std::string mode;
+    SUBCASE("session pooling") {
+        mode = "session";
+    }
+    SUBCASE("transaction pooling") {
+        mode = "transaction";
+    }
+    CAPTURE(mode);
+    fixture f(
+        "pool_size = 110\nshutdown_ready_delay_ms = 500\nshutdown_timeout_ms = 20000\n"
+        "pool_mode = \"" +
+        mode + "\"\n");
     {
         auto setup = f.connect();
         REQUIRE(PQstatus(setup.get()) == CONNECTION_OK);
@@ -228,7 +241,7 @@ TEST_CASE("SIGTERM during 100 open transactions: every COMMIT succeeds, then a c
                    "INSERT INTO items VALUES (" + std::to_string(i) + ", pg_backend_pid())"));
     }
     MESSAGE("100 clients in open transactions after " << ms_since(t_open) << " ms");
-    // Session mode with pool_size 110: each transaction has its own server connection.
+    // pool_size 110: each open transaction has its own server connection.
     CHECK(f.pg().query_value("SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice' AND "
                              "state = 'idle in transaction'") == "100");
 
@@ -319,4 +332,92 @@ TEST_CASE("a second stop signal during the ready delay exits at once") {
     REQUIRE(code.has_value());
     CHECK(*code == 0);
     CHECK(ms_since(t0) < 3000);
+}
+
+// Runs `sql` and returns the error message ("" if it succeeded).
+std::string error_of(PGconn* c, const std::string& sql) {
+    PGresult* r = PQexec(c, sql.c_str());
+    const auto st = PQresultStatus(r);
+    std::string msg = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) ? "" : PQerrorMessage(c);
+    if (msg.empty() && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) msg = "failed";
+    PQclear(r);
+    return msg;
+}
+
+TEST_CASE("SIGINT closes idle clients at once and the others when their transaction ends") {
+    std::string mode;
+    SUBCASE("session pooling") {
+        mode = "session";
+    }
+    SUBCASE("transaction pooling") {
+        mode = "transaction";
+    }
+    CAPTURE(mode);
+    fixture f(
+        "pool_size = 30\nshutdown_ready_delay_ms = 200\nshutdown_timeout_ms = 20000\n"
+        "pool_mode = \"" +
+        mode + "\"\n");
+    {
+        auto setup = f.connect();
+        REQUIRE(PQstatus(setup.get()) == CONNECTION_OK);
+        REQUIRE(ok(setup.get(), "CREATE TABLE items(id int PRIMARY KEY)"));
+    }
+    std::vector<std::string> notices_of(5);  // declared first: outlives the connections
+    std::vector<conn_ptr> idle;
+    std::vector<conn_ptr> busy;
+    for (int i = 0; i < 10; ++i) {
+        idle.push_back(f.connect());
+        REQUIRE(PQstatus(idle.back().get()) == CONNECTION_OK);
+        REQUIRE(ok(idle.back().get(), "SELECT 1"));
+    }
+    for (int i = 0; i < 5; ++i) {
+        busy.push_back(f.connect());
+        REQUIRE(PQstatus(busy.back().get()) == CONNECTION_OK);
+        REQUIRE(ok(busy.back().get(), "BEGIN"));
+        REQUIRE(ok(busy.back().get(), "INSERT INTO items VALUES (" + std::to_string(i) + ")"));
+    }
+
+    const auto t_int = clock_type::now();
+    f.sg->send_signal(SIGINT);
+    CHECK(wait_ready_status(f.sg->http_port(), 503, 2s) >= 0);
+    const auto until = t_int + 1500ms;
+    while (clock_type::now() < until && port_accepts(f.sg->port()))
+        std::this_thread::sleep_for(20ms);
+    CHECK_FALSE(port_accepts(f.sg->port()));
+    std::this_thread::sleep_for(300ms);
+
+    // Idle clients were told why and closed: their next statement fails.
+    int told = 0;
+    for (auto& c : idle) {
+        const auto err = error_of(c.get(), "SELECT 1");
+        CHECK_FALSE(err.empty());
+        if (err.find("terminating connection due to administrator command") != std::string::npos)
+            ++told;
+        CHECK(PQstatus(c.get()) == CONNECTION_BAD);
+    }
+    CHECK(told == 10);
+    MESSAGE("idle clients closed within " << ms_since(t_int) << " ms of SIGINT");
+
+    // Clients in a transaction finish it; then they are closed too.
+    REQUIRE(f.sg->running());
+    int committed = 0;
+    for (int i = 0; i < 5; ++i) {
+        PGconn* c = busy[static_cast<std::size_t>(i)].get();
+        CHECK(ok(c, "INSERT INTO items VALUES (" + std::to_string(100 + i) + ")"));
+        // The FATAL may arrive with COMMIT's reply; libpq then reports it as a notice.
+        std::string& notices = notices_of[static_cast<std::size_t>(i)];
+        PQsetNoticeProcessor(
+            c, [](void* arg, const char* m) { *static_cast<std::string*>(arg) += m; }, &notices);
+        committed += ok(c, "COMMIT") ? 1 : 0;
+        const auto err = error_of(c, "SELECT 1") + notices;
+        CHECK_MESSAGE(
+            err.find("terminating connection due to administrator command") != std::string::npos,
+            "client " << i << ": " << err);
+    }
+    CHECK(committed == 5);
+    const auto code = f.sg->wait_for_exit(10s);
+    REQUIRE(code.has_value());
+    CHECK(*code == 0);
+    MESSAGE("exited " << ms_since(t_int) << " ms after SIGINT");
+    CHECK(f.pg().query_value("SELECT count(*) FROM items", "app") == "10");
 }
