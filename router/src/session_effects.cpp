@@ -128,7 +128,36 @@ std::optional<tracked_setting> trackable_setting(std::string_view s) {
     return std::nullopt;
 }
 
+namespace {
+
+// Every statement session_effect_of() can flag has one of these words in its text (in its
+// shape, which lower-cases keywords and keeps quoted identifiers as written): "reset" and
+// "set_config" contain "set", "create temp" and "pg_temp." contain "temp". A text without
+// any (most queries) needs no lexing.
+bool may_have_session_effect(std::string_view sql) {
+    static constexpr std::string_view words[] = {
+        "set", "discard", "prepare", "deallocate", "listen", "load", "declare", "temp", "advisory"};
+    auto lower = [](char c) {
+        return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    };
+    for (std::size_t i = 0; i < sql.size(); ++i) {
+        const char c = lower(sql[i]);
+        if (c != 's' && c != 'd' && c != 'p' && c != 'l' && c != 't' && c != 'a') continue;
+        for (auto w : words) {
+            if (w[0] != c || sql.size() - i < w.size()) continue;
+            std::size_t k = 1;
+            while (k < w.size() && lower(sql[i + k]) == w[k])
+                ++k;
+            if (k == w.size()) return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
 session_effect find_session_effect(std::string_view sql) {
+    if (!may_have_session_effect(sql)) return session_effect::none;
     thread_local shape_result res;
     static const shape_lexer lexer;
     lexer.lex(sql, res);

@@ -55,7 +55,14 @@ TEST_CASE("session effects of statements") {
         {"LOAD 'auto_explain'", e::load},
         {"SELECT 1; SET search_path = x", e::set},
         {"/* SET x */ SELECT 1", e::none},
-        {"SELECT 'unterminated", e::unknown},
+        // Text that cannot be lexed pins, unless it holds none of the words a session effect
+        // needs (then nothing in it can be one, whatever the lexer thinks).
+        {"SET search_path = 'unterminated", e::unknown},
+        {"SELECT 'unterminated; set_config", e::unknown},
+        {"SELECT 'unterminated", e::none},
+        {"SELECT * FROM t WHERE a = 'x'", e::none},
+        {"SeLeCt PG_ADVISORY_LOCK(1)", e::advisory_lock},
+        {"select 1; Set Search_Path TO x", e::set},
     };
     for (const auto& [sql, want] : cases) {
         CAPTURE(sql);

@@ -40,7 +40,9 @@ struct tracked_setting {
 };
 std::optional<tracked_setting> trackable_setting(std::string_view shape);
 
-// The first session effect of the statements in `sql` (a Query or Parse text), or none.
+// The first session effect of the statements in `sql` (a Query or Parse text), or none;
+// unknown if it cannot be lexed. A text without any word a session effect needs ("set",
+// "temp", "advisory"...: most queries) is none without lexing.
 session_effect find_session_effect(std::string_view sql);
 // The same for one statement's shape.
 session_effect session_effect_of(std::string_view shape);
