@@ -23,7 +23,7 @@ backend_key cancel_registry::issue() {
     // Pids are positive and unique among live sessions; they wrap after 2^31 sessions.
     for (;;) {
         next_pid_ = next_pid_ == INT32_MAX ? 1 : next_pid_ + 1;
-        if (entries_.try_emplace(next_pid_, entry{secret, std::nullopt}).second)
+        if (entries_.try_emplace(next_pid_, entry{secret, std::make_shared<slot>()}).second)
             return {next_pid_, secret};
     }
 }
@@ -31,14 +31,24 @@ backend_key cancel_registry::issue() {
 void cancel_registry::set_target(const backend_key& key, cancel_target target) {
     std::lock_guard lock(mu_);
     auto it = entries_.find(key.pid);
-    if (it != entries_.end() && it->second.secret == key.secret)
-        it->second.target = std::move(target);
+    if (it == entries_.end() || it->second.secret != key.secret) return;
+    auto& sl = *it->second.target;
+    sl.host_ = std::move(target.host);
+    sl.port_ = target.port;
+    sl.point(target.server_key);
+}
+
+std::shared_ptr<cancel_registry::slot> cancel_registry::slot_of(const backend_key& key) {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(key.pid);
+    if (it == entries_.end() || it->second.secret != key.secret) return nullptr;
+    return it->second.target;
 }
 
 void cancel_registry::clear_target(const backend_key& key) {
     std::lock_guard lock(mu_);
     auto it = entries_.find(key.pid);
-    if (it != entries_.end() && it->second.secret == key.secret) it->second.target.reset();
+    if (it != entries_.end() && it->second.secret == key.secret) it->second.target->clear();
 }
 
 void cancel_registry::release(const backend_key& key) {
@@ -51,7 +61,12 @@ std::optional<cancel_target> cancel_registry::find(const backend_key& key) const
     std::lock_guard lock(mu_);
     auto it = entries_.find(key.pid);
     if (it == entries_.end() || it->second.secret != key.secret) return std::nullopt;
-    return it->second.target;
+    const auto& sl = *it->second.target;
+    const auto v = sl.server_.load(std::memory_order_acquire);
+    if (v == 0) return std::nullopt;
+    return cancel_target{sl.host_, sl.port_,
+                         backend_key{static_cast<std::int32_t>(v >> 32),
+                                     static_cast<std::int32_t>(v & 0xffffffffU)}};
 }
 
 }  // namespace shardgate::proxy

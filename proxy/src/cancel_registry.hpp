@@ -1,7 +1,9 @@
 // Maps the BackendKeyData shardgate gives clients to the server connection a cancel must reach.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -27,10 +29,32 @@ class cancel_registry {
     // The target, if the key (pid and secret) matches a live session.
     std::optional<cancel_target> find(const backend_key& key) const;
 
+    // Transaction pooling changes a session's server connection every transaction; the host
+    // and port stay. After a first set_target, a session takes its slot and points it at each
+    // new connection's backend key without the registry's lock.
+    class slot {
+      public:
+        void point(const backend_key& server) {
+            server_.store(pack(server), std::memory_order_release);
+        }
+        void clear() { server_.store(0, std::memory_order_release); }
+
+      private:
+        friend class cancel_registry;
+        static std::uint64_t pack(const backend_key& k) {
+            return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(k.pid)) << 32) |
+                   static_cast<std::uint32_t>(k.secret);
+        }
+        std::string host_;  // written under the registry's lock
+        std::uint16_t port_ = 0;
+        std::atomic<std::uint64_t> server_{0};  // pid << 32 | secret; 0: none (pids are > 0)
+    };
+    std::shared_ptr<slot> slot_of(const backend_key& key);
+
   private:
     struct entry {
         std::int32_t secret;
-        std::optional<cancel_target> target;
+        std::shared_ptr<slot> target;
     };
     mutable std::mutex mu_;
     std::unordered_map<std::int32_t, entry> entries_;

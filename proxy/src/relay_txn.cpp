@@ -137,7 +137,11 @@ awaitable<bool> client_session::attach_server() {
 }
 
 void client_session::on_server_attached() {
-    ctx_.cancels.set_target(key_, cancel_target{db_->host, db_->port, conn_->key});
+    if (!cancel_slot_) cancel_slot_ = ctx_.cancels.slot_of(key_);
+    if (cancel_slot_)
+        cancel_slot_->point(conn_->key);
+    else
+        ctx_.cancels.set_target(key_, cancel_target{db_->host, db_->port, conn_->key});
     mux_.attach(&conn_->prepared);
     ++attach_generation_;
     // Each attachment starts at a message boundary of the server's stream.
@@ -146,7 +150,10 @@ void client_session::on_server_attached() {
 }
 
 std::unique_ptr<server_conn> client_session::take_server() {
-    ctx_.cancels.clear_target(key_);
+    if (cancel_slot_)
+        cancel_slot_->clear();
+    else
+        ctx_.cancels.clear_target(key_);
     mux_.detach();
     conn_->txn_status = 'I';
     return std::move(conn_);

@@ -157,6 +157,7 @@ class client_session : public std::enable_shared_from_this<client_session> {
     std::optional<scram_keys> scram_keys_;    // recovered from the client's SCRAM proof
     backend_key key_;
     bool key_issued_ = false;
+    std::shared_ptr<cancel_registry::slot> cancel_slot_;  // transaction pooling's fast path
 
     // Relay state, shared by the two pumps (one thread: no locking) or copied back from the
     // data plane.

@@ -242,6 +242,43 @@ TEST_CASE("a client that vanishes mid-transaction leaves nothing behind") {
     CHECK(status_of(b.get(), "SELECT 1") == "PGRES_TUPLES_OK");
 }
 
+TEST_CASE("cancel reaches the client's running query, never another client's") {
+    fixture f("pool_size = 1\n");
+    auto a = f.connect();
+    auto b = f.connect();
+    REQUIRE(PQstatus(a.get()) == CONNECTION_OK);
+    REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
+    auto cancel = [](PGconn* c) {
+        PGcancel* k = PQgetCancel(c);
+        char err[256] = {};
+        const bool sent = PQcancel(k, err, sizeof err) == 1;
+        PQfreeCancel(k);
+        return sent;
+    };
+    {
+        // A's own query is cancelled (57014) and A stays usable.
+        const auto t0 = std::chrono::steady_clock::now();
+        std::thread canceller([&] {
+            std::this_thread::sleep_for(300ms);
+            CHECK(cancel(a.get()));
+        });
+        CHECK(status_of(a.get(), "SELECT pg_sleep(10)") == "PGRES_FATAL_ERROR:57014");
+        canceller.join();
+        CHECK(std::chrono::steady_clock::now() - t0 < 3s);
+        CHECK(value(a.get(), "SELECT 1") == "1");
+    }
+    {
+        // A is idle, between transactions: its server connection is B's now. Cancelling A
+        // must not touch B's query.
+        std::thread canceller([&] {
+            std::this_thread::sleep_for(300ms);
+            cancel(a.get());
+        });
+        CHECK(status_of(b.get(), "SELECT pg_sleep(1)") == "PGRES_TUPLES_OK");
+        canceller.join();
+    }
+}
+
 TEST_CASE("pgbench -M simple and -M extended, 16 clients over pool_size = 4: 0 failures") {
     fixture f("pool_size = 4\ncheckout_timeout_ms = 30000\n");
     work_dir dir{"shardgate-txn-pgbench"};
