@@ -428,9 +428,9 @@ void server_pool::resume() {
         wake(w, w->timer, w->ex);
 }
 
-bool server_pool::may_park(const server_conn& c) const {
+bool server_pool::may_park(const server_conn& c, steady::time_point now) const {
     // Lock-free: data planes ask twice per transaction.
-    return parkable_.load(std::memory_order_relaxed) && steady::now() < c.expires;
+    return parkable_.load(std::memory_order_relaxed) && now < c.expires;
 }
 
 std::chrono::milliseconds server_pool::park_limit() const {

@@ -170,6 +170,7 @@ void data_plane::run() {
         // Parked server connections need upkeep; without any, sleep until something happens.
         const int timeout = servers_->empty() ? -1 : tick_ms;
         const int n = ::epoll_wait(epfd_, evs.data(), max_events, timeout);
+        now_ = std::chrono::steady_clock::now();
         if (n < 0) {
             if (errno == EINTR) continue;
             spdlog::error("data plane: epoll_wait failed: {}", std::strerror(errno));
@@ -186,12 +187,9 @@ void data_plane::run() {
             // done (ended_, batch_keep_) and ignores the event.
             static_cast<plane_handler*>(evs[i].data.ptr)->on_plane_event(evs[i].events);
         }
-        if (!servers_->empty()) {
-            const auto now = std::chrono::steady_clock::now();
-            if (now >= next_tick) {
-                servers_->tick(now);
-                next_tick = now + std::chrono::milliseconds(tick_ms);
-            }
+        if (!servers_->empty() && now_ >= next_tick) {
+            servers_->tick(now_);
+            next_tick = now_ + std::chrono::milliseconds(tick_ms);
         }
         // Links ended in this batch are released only now: later events of the batch may
         // still point into them.

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -137,6 +138,8 @@ class data_plane {
     // Idle transaction-mode server connections parked in this plane (plane_txn.hpp).
     plane_servers& servers() { return *servers_; }
     [[nodiscard]] bool stopping() const { return stop_.load(std::memory_order_relaxed); }
+    // The time the current batch of events started (one clock read per wake-up).
+    [[nodiscard]] std::chrono::steady_clock::time_point now() const { return now_; }
 
     void on_event(relay_link::side& s, std::uint32_t events);
 
@@ -162,6 +165,7 @@ class data_plane {
     std::unordered_map<plane_resident*, std::shared_ptr<plane_resident>> residents_;
     std::unique_ptr<plane_servers> servers_;
     bool closing_idle_ = false;  // plane thread
+    std::chrono::steady_clock::time_point now_{};
     std::unordered_map<relay_link*, std::shared_ptr<relay_link>> live_;
     std::vector<relay_link*> ended_;  // ended since the last batch; still in live_
     std::atomic<bool> stop_{false};

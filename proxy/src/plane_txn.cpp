@@ -76,7 +76,7 @@ std::shared_ptr<plane_server> plane_servers::take(pool::server_pool* pool, std::
         v.erase(v.begin() + static_cast<std::ptrdiff_t>(i));
         --count_;
         s->pool->note_parked(-1);
-        if (!s->pool->may_park(*s->conn)) {
+        if (!s->pool->may_park(*s->conn, plane_.now())) {
             // Someone waits for a connection, or the pool is paused or closed: ours go back
             // (this one included) and this client queues like the others.
             give_back(s);
@@ -90,11 +90,11 @@ std::shared_ptr<plane_server> plane_servers::take(pool::server_pool* pool, std::
 
 void plane_servers::park(std::shared_ptr<plane_server> s) {
     s->user = nullptr;
-    if (!s->pool->may_park(*s->conn) || plane_.stopping()) {
+    if (!s->pool->may_park(*s->conn, plane_.now()) || plane_.stopping()) {
         give_back(s);
         return;
     }
-    s->parked_at = std::chrono::steady_clock::now();
+    s->parked_at = plane_.now();
     plane_.watch(s->reg, s.get(), EPOLLIN);  // a parked connection that speaks is lost
     s->pool->note_parked(1);
     ++count_;
@@ -178,7 +178,7 @@ void plane_servers::tick(std::chrono::steady_clock::time_point now) {
         const auto limit = v.front()->pool->park_limit();
         std::vector<std::shared_ptr<plane_server>> out;
         std::erase_if(v, [&](std::shared_ptr<plane_server>& s) {
-            if (now - s->parked_at < limit && s->pool->may_park(*s->conn)) return false;
+            if (now - s->parked_at < limit && s->pool->may_park(*s->conn, now)) return false;
             out.push_back(std::move(s));
             return true;
         });

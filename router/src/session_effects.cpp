@@ -135,20 +135,37 @@ namespace {
 // "set_config" contain "set", "create temp" and "pg_temp." contain "temp". A text without
 // any (most queries) needs no lexing.
 bool may_have_session_effect(std::string_view sql) {
-    static constexpr std::string_view words[] = {
-        "set", "discard", "prepare", "deallocate", "listen", "load", "declare", "temp", "advisory"};
     auto lower = [](char c) {
         return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
     };
+    auto at = [&](std::size_t i, std::string_view w) {  // w starts at sql[i] (w[0] matched)
+        if (sql.size() - i < w.size()) return false;
+        for (std::size_t k = 1; k < w.size(); ++k)
+            if (lower(sql[i + k]) != w[k]) return false;
+        return true;
+    };
     for (std::size_t i = 0; i < sql.size(); ++i) {
-        const char c = lower(sql[i]);
-        if (c != 's' && c != 'd' && c != 'p' && c != 'l' && c != 't' && c != 'a') continue;
-        for (auto w : words) {
-            if (w[0] != c || sql.size() - i < w.size()) continue;
-            std::size_t k = 1;
-            while (k < w.size() && lower(sql[i + k]) == w[k])
-                ++k;
-            if (k == w.size()) return true;
+        switch (lower(sql[i])) {
+            case 's':
+                if (at(i, "set")) return true;
+                break;
+            case 'd':
+                if (at(i, "discard") || at(i, "deallocate") || at(i, "declare")) return true;
+                break;
+            case 'p':
+                if (at(i, "prepare")) return true;
+                break;
+            case 'l':
+                if (at(i, "listen") || at(i, "load")) return true;
+                break;
+            case 't':
+                if (at(i, "temp")) return true;
+                break;
+            case 'a':
+                if (at(i, "advisory")) return true;
+                break;
+            default:
+                break;
         }
     }
     return false;

@@ -105,7 +105,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
     // one only while nobody waits, the pool is neither paused nor closed, and the connection
     // is within its lifetime; it gives parked ones back within `park_limit()` (half the
     // check delay and of the idle timeout).
-    [[nodiscard]] bool may_park(const server_conn& c) const;
+    [[nodiscard]] bool may_park(const server_conn& c, steady::time_point now = steady::now()) const;
     [[nodiscard]] std::chrono::milliseconds park_limit() const;
     void note_parked(int delta) { parked_.fetch_add(delta, std::memory_order_relaxed); }
 
