@@ -299,7 +299,13 @@ ignore_startup_parameters = extra_float_digits
 EOF
     chown postgres:postgres "$TMP/userlist.txt" "$TMP/pgbouncer.ini"
     chmod 600 "$TMP/userlist.txt"
-    runuser -u postgres -- "$PGBOUNCER_BIN" -d "$TMP/pgbouncer.ini" >"$TMP/pgbouncer.stdout" 2>&1 ||
+    # PgBouncer needs a descriptor per client and per server connection; the default soft limit
+    # (1024, which runuser's PAM session sets again) refuses -c 1000 ("accept() failed: Too many
+    # open files"). shardgate raises its own.
+    nofile=$((2 * MAX_CLIENTS + 200))
+    [[ $nofile -le $(ulimit -Hn) ]] || nofile=$(ulimit -Hn)
+    runuser -u postgres -- prlimit --nofile="$nofile:$nofile" "$PGBOUNCER_BIN" -d "$TMP/pgbouncer.ini" \
+        >"$TMP/pgbouncer.stdout" 2>&1 ||
         { show_log "$TMP/pgbouncer.stdout"; show_log "$TMP/pgbouncer.log"; die "PgBouncer did not start"; }
     for ((i = 0; i < 50; i++)); do [[ -s $TMP/pgbouncer.pid ]] && break; sleep 0.1; done
     PGB_PID=$(cat "$TMP/pgbouncer.pid" 2>/dev/null || true)
