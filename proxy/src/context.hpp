@@ -44,6 +44,9 @@ struct proxy_context {
     // Data-plane threads (relay_engine = "epoll"); empty otherwise.
     std::vector<std::unique_ptr<data_plane>> planes;
     std::atomic<std::size_t> next_plane{0};
+    data_plane& next_data_plane() {  // round-robin; planes must not be empty
+        return *planes[next_plane.fetch_add(1, std::memory_order_relaxed) % planes.size()];
+    }
     // SIGINT: clients leave between transactions. Sessions in a relay register a closer (it
     // posts to their worker); the data planes close their own links.
     std::atomic<bool> closing_idle{false};

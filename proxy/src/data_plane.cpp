@@ -29,6 +29,11 @@ std::span<std::byte> scratch() {
 
 }  // namespace
 
+void set_nonblocking(int fd) {
+    const int flags = ::fcntl(fd, F_GETFL);
+    if ((flags & O_NONBLOCK) == 0) ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
 std::string_view to_string(link_end e) {
     switch (e) {
         case link_end::client_closed:
@@ -225,10 +230,8 @@ void data_plane::take_incoming() {
     for (auto& fn : posted)
         fn();
     for (auto& l : batch) {
-        for (int fd : {l->client_fd, l->server_fd}) {
-            const int flags = ::fcntl(fd, F_GETFL);
-            ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-        }
+        set_nonblocking(l->client_fd);
+        set_nonblocking(l->server_fd);
         relay_link* raw = l.get();
         raw->plane = this;
         live_.emplace(raw, std::move(l));

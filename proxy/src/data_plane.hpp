@@ -60,6 +60,9 @@ class plane_resident {
     plane_resident& operator=(const plane_resident&) = default;
 };
 
+// Sets O_NONBLOCK on a socket entering a plane (Asio may not have).
+void set_nonblocking(int fd);
+
 // Why a link stopped relaying; the session decides what the client hears.
 enum class link_end : std::uint8_t {
     client_closed,          // EOF or error reading the client

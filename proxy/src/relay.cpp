@@ -306,8 +306,7 @@ awaitable<void> client_session::relay_in_data_plane() {
     // The data plane wakes this coroutine through its own executor once the link ends.
     auto done = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
     link->on_end = [ex, done] { asio::post(ex, [done] { done->cancel(); }); };
-    auto& plane =
-        *ctx_.planes[ctx_.next_plane.fetch_add(1, std::memory_order_relaxed) % ctx_.planes.size()];
+    auto& plane = ctx_.next_data_plane();
     plane.adopt(link);
     co_await done->async_wait(ec_token(ec));
 
