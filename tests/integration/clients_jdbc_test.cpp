@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "client_program.hpp"
 #include "shardgate/testsupport/testsupport.hpp"
 
 using namespace shardgate::testsupport;
@@ -19,53 +20,19 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using client_program::client_result;
+using client_program::json_int;
+
+client_result run_client(const fs::path& dir, const std::vector<std::string>& argv) {
+    return client_program::run_client(dir, argv, 120s);
+}
+
 const fs::path program = fs::path(__FILE__).parent_path() / "clients" / "JdbcPrepared.java";
 // Debian 12: default-jdk-headless (the source launcher compiles, so a JRE is not enough) and
 // libpostgresql-jdbc-java.
 const fs::path java = "/usr/bin/java";
 const fs::path javac = "/usr/bin/javac";
 const fs::path driver_jar = "/usr/share/java/postgresql.jar";
-
-struct client_result {
-    int exit_code = -1;
-    bool timed_out = false;
-    std::string out;
-    std::string err;
-};
-
-// Runs a client program with a clean environment (env -i: no PG* variables, no ~/.pgpass, no
-// JAVA_TOOL_OPTIONS or CLASSPATH) in `dir`, stdout and stderr captured apart.
-client_result run_client(const fs::path& dir, const std::vector<std::string>& argv) {
-    const fs::path out = dir / "stdout";
-    const fs::path err = dir / "stderr";
-    std::vector<std::string> cmd{"env",
-                                 "-i",
-                                 "PATH=/usr/bin:/bin",
-                                 "LC_ALL=C.UTF-8",
-                                 "HOME=" + dir.string(),
-                                 "PGPASSFILE=" + (dir / "no-pgpass").string(),
-                                 "PGSERVICEFILE=" + (dir / "no-pg-service").string(),
-                                 "PGSYSCONFDIR=" + dir.string(),
-                                 "/bin/sh",
-                                 "-c",
-                                 "o=$1; e=$2; shift 2; exec \"$@\" >\"$o\" 2>\"$e\"",
-                                 "sh",
-                                 out.string(),
-                                 err.string()};
-    cmd.insert(cmd.end(), argv.begin(), argv.end());
-    const command_result r = run_command(cmd, {.timeout = 120s, .cwd = dir});
-    client_result res{r.exit_code, r.timed_out, read_file(out), read_file(err)};
-    if (!r.output.empty()) res.err += r.output;  // env or sh complaining
-    return res;
-}
-
-// The integer value of "key": N in the program's JSON line, or -1.
-long long json_int(const std::string& json, const std::string& key) {
-    std::smatch m;
-    return std::regex_search(json, m, std::regex("\"" + key + "\": (-?[0-9]+)"))
-               ? std::stoll(m[1].str())
-               : -1;
-}
 
 }  // namespace
 

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "client_program.hpp"
 #include "shardgate/testsupport/testsupport.hpp"
 
 using namespace shardgate::testsupport;
@@ -19,48 +20,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path script = fs::path(__FILE__).parent_path() / "clients" / "prepared_clients.py";
+using client_program::client_result;
+using client_program::json_int;
 
-struct client_result {
-    int exit_code = -1;
-    bool timed_out = false;
-    std::string out;
-    std::string err;
-};
-
-// Runs a client program with a clean environment (env -i: no PG* variables, no ~/.pgpass, no
-// PYTHON* variables, Debian's /usr/bin/python3) in `dir`, stdout and stderr captured apart.
 client_result run_client(const fs::path& dir, const std::vector<std::string>& argv) {
-    const fs::path out = dir / "stdout";
-    const fs::path err = dir / "stderr";
-    std::vector<std::string> cmd{"env",
-                                 "-i",
-                                 "PATH=/usr/bin:/bin",
-                                 "LC_ALL=C.UTF-8",
-                                 "HOME=" + dir.string(),
-                                 "PGPASSFILE=" + (dir / "no-pgpass").string(),
-                                 "PGSERVICEFILE=" + (dir / "no-pg-service").string(),
-                                 "PGSYSCONFDIR=" + dir.string(),
-                                 "/bin/sh",
-                                 "-c",
-                                 "o=$1; e=$2; shift 2; exec \"$@\" >\"$o\" 2>\"$e\"",
-                                 "sh",
-                                 out.string(),
-                                 err.string()};
-    cmd.insert(cmd.end(), argv.begin(), argv.end());
-    const command_result r = run_command(cmd, {.timeout = 100s, .cwd = dir});
-    client_result res{r.exit_code, r.timed_out, read_file(out), read_file(err)};
-    if (!r.output.empty()) res.err += r.output;  // env or sh complaining
-    return res;
+    return client_program::run_client(dir, argv, 100s);
 }
 
-// The integer value of "key": N in the script's JSON line, or -1.
-long long json_int(const std::string& json, const std::string& key) {
-    std::smatch m;
-    return std::regex_search(json, m, std::regex("\"" + key + "\": (-?[0-9]+)"))
-               ? std::stoll(m[1].str())
-               : -1;
-}
+const fs::path script = fs::path(__FILE__).parent_path() / "clients" / "prepared_clients.py";
 
 }  // namespace
 
