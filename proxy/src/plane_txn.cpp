@@ -348,8 +348,8 @@ void txn_plane_link::plane_closing_idle() {
 
 awaitable<void> client_session::relay_transaction_mode_in_plane() {
     auto ex = client_.socket().get_executor();
-    // The greeting's connection goes back to the pool at once.
-    detach_server();
+    // The greeting's connection (if it took one) goes back to the pool at once.
+    if (conn_) detach_server();
     queue_client_output_ = true;
     error_code ec;
     const auto client_proto = client_.socket().local_endpoint(ec).protocol();

@@ -15,6 +15,30 @@ std::optional<scram_keys> pool_entry::keys() const {
     return keys_;
 }
 
+std::optional<pool_entry::greeting> pool_entry::cached_greeting(
+    const std::string& startup_key, pool::steady::time_point now) const {
+    std::lock_guard lock(mu_);
+    auto it = greetings_.find(startup_key);
+    if (it == greetings_.end() || it->second.expires <= now) return std::nullopt;
+    return it->second;
+}
+
+void pool_entry::remember_greeting(const std::string& startup_key, greeting g) {
+    std::lock_guard lock(mu_);
+    if (greetings_.size() >= max_greetings && !greetings_.contains(startup_key)) {
+        // Many distinct parameter sets: drop the expired ones, else the one expiring first.
+        std::erase_if(greetings_,
+                      [&g](const auto& e) { return e.second.expires <= g.expires - greeting_ttl; });
+        if (greetings_.size() >= max_greetings) {
+            auto oldest = greetings_.begin();
+            for (auto it = greetings_.begin(); it != greetings_.end(); ++it)
+                if (it->second.expires < oldest->second.expires) oldest = it;
+            greetings_.erase(oldest);
+        }
+    }
+    greetings_.insert_or_assign(startup_key, std::move(g));
+}
+
 pool_registry::pool_registry(
     std::shared_ptr<const config> cfg,
     const std::map<std::string, std::unique_ptr<ssl::context>, std::less<>>& tls,

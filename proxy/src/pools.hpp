@@ -30,9 +30,26 @@ struct pool_entry {
     void learn_keys(const scram_keys& k);
     [[nodiscard]] std::optional<scram_keys> keys() const;
 
+    // Transaction pooling: what a login with these startup parameters was greeted with
+    // (the server's ParameterStatus after applying them) and whether its connections use TLS.
+    // Later logins with the same parameters are greeted from here without a server
+    // connection: a burst of logins must not open one connection per client (PgBouncer keeps
+    // one welcome message per pool). Entries are kept for greeting_ttl.
+    struct greeting {
+        std::vector<std::pair<std::string, std::string>> params;
+        bool server_tls = false;
+        pool::steady::time_point expires;
+    };
+    static constexpr std::chrono::seconds greeting_ttl{60};
+    static constexpr std::size_t max_greetings = 256;
+    [[nodiscard]] std::optional<greeting> cached_greeting(const std::string& startup_key,
+                                                          pool::steady::time_point now) const;
+    void remember_greeting(const std::string& startup_key, greeting g);
+
   private:
     mutable std::mutex mu_;
     std::optional<scram_keys> keys_;
+    std::map<std::string, greeting, std::less<>> greetings_;
 };
 
 class pool_registry {

@@ -304,15 +304,15 @@ awaitable<void> client_session::flush_client(error_code& ec) {
 }
 
 awaitable<void> client_session::relay_transaction_mode() {
-    if (!ctx_.planes.empty() && !client_.is_tls() && !server().is_tls()) {
+    if (!ctx_.planes.empty() && !client_.is_tls() && !server_tls_) {
         relay_kind_ = relay_kind::plane;
         co_return co_await relay_transaction_mode_in_plane();
     }
     relay_kind_ = relay_kind::asio_transaction;
     auto self = shared_from_this();
     auto ex = client_.socket().get_executor();
-    // The greeting's connection goes back to the pool at once.
-    detach_server();
+    // The greeting's connection (if it took one) goes back to the pool at once.
+    if (conn_) detach_server();
     error_code ec;
     for (;;) {
         auto chunk = co_await client_.async_read_chunk(ec);

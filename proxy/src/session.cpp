@@ -124,11 +124,24 @@ awaitable<bool> client_session::login_to_server() {
     }
     pool_->clients.fetch_add(1, std::memory_order_relaxed);
     if (scram_keys_) pool_->learn_keys(*scram_keys_);
+    const bool txn = pool_->cfg.mode == pool_mode::transaction;
+    if (txn) {
+        // Transaction pooling: a login like an earlier one is greeted as that one was, and
+        // its first transaction takes a server connection like every later one.
+        const auto cached =
+            pool_->cached_greeting(pool::startup_key(startup_params_), pool::steady::now());
+        if (cached) {
+            server_tls_ = cached->server_tls;
+            key_ = ctx_.cancels.issue();
+            key_issued_ = true;
+            co_return co_await send_greeting(cached->params);
+        }
+    }
 
     // Transaction pooling shares connections between clients transaction by transaction:
     // they are opened without client parameters, which are applied per checkout instead.
     static const std::vector<std::pair<std::string, std::string>> none;
-    const auto& params = pool_->cfg.mode == pool_mode::transaction ? none : startup_params_;
+    const auto& params = txn ? none : startup_params_;
     auto res = co_await pool_->pool->checkout(client_.socket().get_executor(), params);
     // Session mode: RESET returns a connection to the startup parameters it was opened with,
     // so one opened with another client's would leak them into this session. A waiting client
@@ -165,13 +178,23 @@ awaitable<bool> client_session::login_to_server() {
     }
     conn_ = std::move(res.conn);
     if (!co_await apply_startup_params()) co_return false;
+    server_tls_ = server().is_tls();
     key_ = ctx_.cancels.issue();
     key_issued_ = true;
     ctx_.cancels.set_target(key_, cancel_target{db_->host, db_->port, conn_->key});
+    if (txn) {
+        pool_->remember_greeting(
+            pool::startup_key(startup_params_),
+            {conn_->params, server_tls_, pool::steady::now() + pool_entry::greeting_ttl});
+    }
+    // The parameters are the connection's, after the client's settings were applied.
+    co_return co_await send_greeting(conn_->params);
+}
 
-    // Greeting, in Postgres' order: ParameterStatus..., BackendKeyData, ReadyForQuery. The
-    // parameters are the connection's, after the client's settings were applied.
-    for (const auto& [name, value] : conn_->params)
+awaitable<bool> client_session::send_greeting(
+    const std::vector<std::pair<std::string, std::string>>& params) {
+    // Postgres' order: ParameterStatus..., BackendKeyData, ReadyForQuery.
+    for (const auto& [name, value] : params)
         pr::be::encode(out_, pr::be::parameter_status{name, value});
     pr::be::encode(out_, pr::be::backend_key_data{key_.pid, key_.secret});
     pr::be::encode(out_, pr::be::ready_for_query{'I'});

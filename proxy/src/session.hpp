@@ -91,6 +91,7 @@ class client_session : public std::enable_shared_from_this<client_session> {
     awaitable<bool> read_auth_message(std::string& body);
     // session.cpp: a server connection from the pool, set up with the client's parameters.
     awaitable<bool> login_to_server();
+    awaitable<bool> send_greeting(const std::vector<std::pair<std::string, std::string>>& params);
     awaitable<bool> apply_startup_params();
     // relay.cpp
     awaitable<void> relay();
@@ -168,6 +169,7 @@ class client_session : public std::enable_shared_from_this<client_session> {
     // Transaction pooling.
     bool pinned_ = false;  // session state on the server: keeps its connection to the end
     bool fatal_sent_ = false;
+    bool server_tls_ = false;  // the pool's server connections use TLS (not for the data plane)
     bool server_pump_running_ = false;
     std::uint64_t attach_generation_ = 0;
     asio::steady_timer server_pump_done_;

@@ -229,6 +229,41 @@ TEST_CASE("startup parameters follow each client onto shared connections") {
     CHECK(f.server_conns() == 1);
 }
 
+TEST_CASE("a burst of logins opens no server connection per login") {
+    // PgBouncer greets transaction-mode clients without a server connection; so does
+    // shardgate after the first login with the same startup parameters.
+    fixture f("pool_size = 50\ncheckout_timeout_ms = 20000\n");
+    auto first = f.connect("application_name=burst");
+    REQUIRE(PQstatus(first.get()) == CONNECTION_OK);
+    CHECK(f.server_conns() == 1);
+    std::vector<conn_ptr> clients;
+    for (int i = 0; i < 200; ++i)
+        clients.emplace_back(nullptr, PQfinish);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+        threads.emplace_back([&, t] {
+            for (std::size_t i = t; i < clients.size(); i += 8)
+                clients[i] = f.connect("application_name=burst");
+        });
+    }
+    for (auto& t : threads)
+        t.join();
+    for (auto& c : clients) {
+        REQUIRE(PQstatus(c.get()) == CONNECTION_OK);
+        CHECK(std::string(PQparameterStatus(c.get(), "application_name")) == "burst");
+        CHECK(PQparameterStatus(c.get(), "server_version") != nullptr);
+    }
+    CHECK(f.server_conns() == 1);
+    // They all work, on the connections the pool opens as transactions need them.
+    for (auto& c : clients)
+        CHECK(value(c.get(), "SHOW application_name") == "burst");
+    // Other parameters: one more greeting from a server connection, which the pool may reuse.
+    auto other = f.connect("application_name=other");
+    REQUIRE(PQstatus(other.get()) == CONNECTION_OK);
+    CHECK(std::string(PQparameterStatus(other.get(), "application_name")) == "other");
+    CHECK(value(other.get(), "SHOW application_name") == "other");
+}
+
 TEST_CASE("a client that vanishes mid-transaction leaves nothing behind") {
     fixture f("pool_size = 1\n");
     {
