@@ -134,6 +134,8 @@ awaitable<bool> client_session::login_to_server() {
             server_tls_ = cached->server_tls;
             key_ = ctx_.cancels.issue();
             key_issued_ = true;
+            // Where cancels go; the backend key comes with each transaction's connection.
+            ctx_.cancels.set_target(key_, cancel_target{db_->host, db_->port, {}});
             co_return co_await send_greeting(cached->params);
         }
     }

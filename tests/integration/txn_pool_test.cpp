@@ -279,8 +279,12 @@ TEST_CASE("a client that vanishes mid-transaction leaves nothing behind") {
 
 TEST_CASE("cancel reaches the client's running query, never another client's") {
     fixture f("pool_size = 1\n");
+    // `a` and `b` are greeted from the pool's cache (same parameters as `first`): their
+    // cancel keys work all the same.
+    auto first = f.connect();
     auto a = f.connect();
     auto b = f.connect();
+    REQUIRE(PQstatus(first.get()) == CONNECTION_OK);
     REQUIRE(PQstatus(a.get()) == CONNECTION_OK);
     REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
     auto cancel = [](PGconn* c) {
