@@ -297,7 +297,7 @@ resolved_pool resolve_pool(const config& c, const database_config& d, const user
         if (c.pool.*member) return *(c.pool.*member);
         return def;
     };
-    out.mode = pick(&pool_overrides::mode, pool_mode::session);
+    out.mode = pick(&pool_overrides::mode, pool_mode::transaction);
     s.pool_size = pick(&pool_overrides::pool_size, s.pool_size);
     s.min_pool_size = std::min(pick(&pool_overrides::min_pool_size, s.min_pool_size), s.pool_size);
     s.reserve_pool_size = pick(&pool_overrides::reserve_pool_size, s.reserve_pool_size);

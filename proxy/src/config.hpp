@@ -42,7 +42,7 @@ struct pool_overrides {
 };
 
 struct resolved_pool {
-    pool_mode mode = pool_mode::session;
+    pool_mode mode = pool_mode::transaction;
     pool::pool_settings settings;
     std::string server_reset_query = "DISCARD ALL";
     // Transaction pooling: a statement that would pin the client (LISTEN, temp tables...)

@@ -104,7 +104,87 @@ bool mentions_all(std::span<const std::byte> body) {
            q.find("deallocate prepare all") != std::string::npos;
 }
 
+// The words of `sql` in lower case, split at white space and semicolons (for the few
+// one-statement commands recognised here; anything with quotes or comments is not one).
+std::vector<std::string> words_of(std::string_view sql) {
+    std::vector<std::string> out;
+    std::string cur;
+    for (char ch : sql) {
+        if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == ';') {
+            if (!cur.empty()) out.push_back(std::move(cur)), cur.clear();
+        } else {
+            cur += (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch - 'A' + 'a') : ch;
+        }
+    }
+    if (!cur.empty()) out.push_back(std::move(cur));
+    return out;
+}
+
+bool is_discard_all(std::string_view sql) {
+    const auto w = words_of(sql);
+    return w.size() == 2 && w[0] == "discard" && w[1] == "all";
+}
+
+// The statement name of a Query that is exactly DEALLOCATE [PREPARE] name, folded as Postgres
+// folds identifiers (lower case unless double-quoted).
+std::optional<std::string> deallocated_name(std::string_view sql) {
+    auto trim = [](std::string_view v) {
+        while (!v.empty() &&
+               (v.front() == ' ' || v.front() == '\t' || v.front() == '\n' || v.front() == '\r'))
+            v.remove_prefix(1);
+        while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\n' ||
+                              v.back() == '\r' || v.back() == ';'))
+            v.remove_suffix(1);
+        return v;
+    };
+    auto word = [&trim](std::string_view& v, std::string_view w) {
+        v = trim(v);
+        if (v.size() <= w.size() || ascii_lower(v.substr(0, w.size())) != w) return false;
+        const char next = v[w.size()];
+        if (next != ' ' && next != '\t' && next != '\n' && next != '\r') return false;
+        v.remove_prefix(w.size());
+        return true;
+    };
+    std::string_view v = sql;
+    if (!word(v, "deallocate")) return std::nullopt;
+    std::string_view after_prepare = v;
+    if (word(after_prepare, "prepare")) v = after_prepare;
+    v = trim(v);
+    if (v.empty() || v.find(';') != std::string_view::npos) return std::nullopt;
+    if (v.front() == '"') {
+        if (v.size() < 3 || v.back() != '"' ||
+            v.substr(1, v.size() - 2).find('"') != std::string_view::npos)
+            return std::nullopt;
+        return std::string(v.substr(1, v.size() - 2));
+    }
+    for (char ch : v) {
+        const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                        (ch >= '0' && ch <= '9') || ch == '_' || ch == '$' ||
+                        static_cast<unsigned char>(ch) >= 0x80;
+        if (!ok) return std::nullopt;
+    }
+    if (ascii_lower(v) == "all") return std::nullopt;
+    return ascii_lower(v);
+}
+
 }  // namespace
+
+bool client_session::reset_tail(std::string_view sql, std::string& tail) const {
+    if (startup_params_.empty() || sql.find_first_of("'\"-/$") != std::string_view::npos)
+        return false;
+    const auto w = words_of(sql);
+    // RESET ALL, DISCARD ALL, RESET name (SET name TO DEFAULT is left to the next transaction).
+    const bool all = w.size() == 2 && (w[0] == "reset" || w[0] == "discard") && w[1] == "all";
+    if (!all && !(w.size() == 2 && w[0] == "reset")) return false;
+    auto settings = startup_settings();
+    if (!all) {
+        std::erase_if(settings, [&w](const auto& e) { return ascii_lower(e.first) != w[1]; });
+        if (settings.size() > 1) settings.erase(settings.begin(), settings.end() - 1);
+    }
+    if (settings.empty()) return false;
+    tail = set_config_sql(settings);
+    return true;
+}
 
 awaitable<bool> client_session::attach_server() {
     auto res = co_await pool_->pool->checkout(client_.socket().get_executor());
@@ -216,8 +296,29 @@ client_session::txn_step client_session::txn_client_messages() {
                 effect = rt::session_effect::none;
             }
         }
+        // DISCARD ALL by a client that is not pinned: its settings and statements go, and it
+        // stays unpinned (drivers and application pools send it as a reset).
+        const bool discard_all = effect == rt::session_effect::discard && t == 'Q' &&
+                                 is_discard_all(cstring(f.msg.body).first);
+        if (discard_all && conn_ && !pinned_ && tracker_.txn_status() == 'I' &&
+            pending_settings_.empty()) {
+            pending_settings_.emplace_back(
+                rt::tracked_setting{rt::tracked_setting::kind::reset_all, {}}, "DISCARD ALL");
+            pending_settings_failed_ = false;
+            pending_settings_unexecuted_ = false;
+            effect = rt::session_effect::none;
+        }
         if (t == 'E') pending_settings_unexecuted_ = false;
         std::span<const std::byte> body = f.msg.body;
+        // SQL DEALLOCATE of a protocol-level statement (drivers mix the two).
+        std::optional<std::string> dealloc;
+        if (conn_ && t == 'Q' && effect == rt::session_effect::prepare) {
+            dealloc = deallocated_name(cstring(body).first);
+            if (dealloc && mux_.has_statement(*dealloc))
+                effect = rt::session_effect::none;
+            else
+                dealloc.reset();
+        }
         if (effect != rt::session_effect::none && !pinned_ && pool_->cfg.refuse_pinning &&
             (t == 'Q' || t == 'P')) {
             // transaction_pinning = "refuse": the server raises the error itself, so a
@@ -231,8 +332,26 @@ client_session::txn_step client_session::txn_client_messages() {
             spdlog::debug("client {}@{} pinned to its server connection ({})", user_name_,
                           database_name_, rt::to_string(effect));
         }
-        if (conn_) mux_.client_message(t, body, to_server_, client_out_);
-        if ((effect == rt::session_effect::discard || effect == rt::session_effect::prepare) &&
+        std::string tail;
+        if (dealloc) {
+            // One of its protocol statements: nothing pins, shardgate's name is dropped.
+            const auto how =
+                mux_.deallocate(*dealloc, tracker_.txn_status(), to_server_, client_out_);
+            if (how == statement_mux::dealloc::answered) {
+                tracker_.on_ready(tracker_.txn_status());
+            } else if (how == statement_mux::dealloc::forward) {
+                mux_.client_message(t, body, to_server_, client_out_);
+            }
+        } else if (conn_ && t == 'Q' && body.data() == f.msg.body.data() &&
+                   (effect == rt::session_effect::set || effect == rt::session_effect::discard ||
+                    !pending_settings_.empty()) &&
+                   reset_tail(cstring(body).first, tail)) {
+            mux_.client_query_with_tail(body, tail, to_server_, client_out_);
+        } else if (conn_) {
+            mux_.client_message(t, body, to_server_, client_out_);
+        }
+        if ((discard_all || effect == rt::session_effect::discard ||
+             effect == rt::session_effect::prepare) &&
             t == 'Q' && mentions_all(f.msg.body))
             mux_.forget_all();
         client_in_.consume(f.consumed);

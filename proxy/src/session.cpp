@@ -264,6 +264,33 @@ bool parse_options(std::string_view opts, std::vector<std::pair<std::string, std
 
 }  // namespace
 
+std::vector<std::pair<std::string, std::string>> client_session::startup_settings() const {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [k, v] : startup_params_) {
+        std::string bad;
+        if (k == "options") {
+            (void)parse_options(v, out, bad);  // refused at login if bad
+        } else {
+            out.emplace_back(k, v);
+        }
+    }
+    return out;
+}
+
+std::string client_session::set_config_sql(
+    const std::vector<std::pair<std::string, std::string>>& settings) {
+    std::string sql;
+    for (const auto& [k, v] : settings) {
+        sql += sql.empty() ? "SELECT " : ", ";
+        sql += "pg_catalog.set_config(";
+        append_literal(sql, k);
+        sql += ", ";
+        append_literal(sql, v);
+        sql += ", false)";
+    }
+    return sql;
+}
+
 awaitable<bool> client_session::apply_startup_params() {
     // Server connections are opened with only user and database; each client's startup
     // parameters (and -c settings in `options`) are applied with set_config(), which reads
@@ -325,9 +352,15 @@ awaitable<bool> client_session::apply_startup_params() {
     if (!r.ok || !r.error.empty() || r.txn_status != 'I') {
         // Postgres refuses a bad startup parameter with FATAL and the same message.
         fatal_sent_ = true;
-        const std::string code =
-            r.error_code.empty() ? std::string(pr::sqlstate::connection_failure) : r.error_code;
-        co_await send_error({pr::severity::fatal, code, r.error_message});
+        if (r.error.size() > 5) {
+            // The server's own error (with its detail), as the FATAL it is at login.
+            fatal_from_error(r.error);
+            co_await flush_out();
+        } else {
+            const std::string code =
+                r.error_code.empty() ? std::string(pr::sqlstate::connection_failure) : r.error_code;
+            co_await send_error({pr::severity::fatal, code, r.error_message});
+        }
         auto c = std::move(conn_);
         if (r.ok && r.txn_status == 'I')
             pool_->pool->checkin(std::move(c));
@@ -339,6 +372,28 @@ awaitable<bool> client_session::apply_startup_params() {
         conn_->applied[k] = v;
     if (txn) conn_->applied_key = my_key;
     co_return true;
+}
+
+void client_session::fatal_from_error(std::span<const std::byte> whole) {
+    // Fields: a code byte and a C string each, then a NUL. S and V become FATAL.
+    const auto mark = out_.begin_message('E');
+    std::size_t at = 5;
+    while (at < whole.size() && whole[at] != std::byte{0}) {
+        const char field = static_cast<char>(whole[at]);
+        std::size_t end = at + 1;
+        while (end < whole.size() && whole[end] != std::byte{0})
+            ++end;
+        out_.u8(static_cast<std::uint8_t>(field));
+        if (field == 'S' || field == 'V') {
+            out_.cstring("FATAL");
+        } else {
+            out_.bytes(whole.subspan(at + 1, end - at - 1));
+            out_.u8(0);
+        }
+        at = end + 1;
+    }
+    out_.u8(0);
+    out_.end_message(mark);
 }
 
 std::string client_session::session_key() const {

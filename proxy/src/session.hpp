@@ -91,6 +91,17 @@ class client_session : public std::enable_shared_from_this<client_session> {
     awaitable<bool> read_auth_message(std::string& body);
     // session.cpp: a server connection from the pool, set up with the client's parameters.
     awaitable<bool> login_to_server();
+    // The client's startup parameters as settings (`options` split into its -c settings).
+    [[nodiscard]] std::vector<std::pair<std::string, std::string>> startup_settings() const;
+    // SELECT pg_catalog.set_config(name, value, false), ... for `settings`.
+    static std::string set_config_sql(
+        const std::vector<std::pair<std::string, std::string>>& settings);
+    // Transaction pooling: a RESET / RESET ALL / DISCARD ALL Query that would return startup
+    // parameters to the server's defaults (connections are opened without them): the
+    // statement that puts them back after it (see statement_mux::client_query_with_tail).
+    bool reset_tail(std::string_view sql, std::string& tail) const;
+    // Queues the server's ErrorResponse `whole` for the client with severity FATAL.
+    void fatal_from_error(std::span<const std::byte> whole);
     awaitable<bool> send_greeting(const std::vector<std::pair<std::string, std::string>>& params);
     awaitable<bool> apply_startup_params();
     // relay.cpp

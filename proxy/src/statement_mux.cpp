@@ -193,6 +193,94 @@ void statement_mux::client_message(char type, std::span<const std::byte> body,
     drain(to_client);
 }
 
+void statement_mux::client_query_with_tail(std::span<const std::byte> query, std::string_view tail,
+                                           pr::write_buffer& to_server,
+                                           pr::write_buffer& to_client) {
+    forward(to_server, 'Q', query);
+    push({expect::query_head, 0, {}, {}, {}});
+    const auto mark = to_server.begin_message('Q');
+    to_server.cstring(tail);
+    to_server.end_message(mark);
+    push({expect::query_tail, 0, {}, {}, {}});
+    drain(to_client);
+}
+
+void statement_mux::emit_reports(std::string_view held, pr::write_buffer& to_client) {
+    // ParameterStatus messages, whole, one after another: the last of each name, sorted by
+    // name without case as Postgres 15 walks its (sorted) settings when it reports them.
+    std::vector<std::pair<std::string, std::string_view>> last;
+    for (std::size_t at = 0; at + 5 <= held.size();) {
+        const auto len =
+            (static_cast<std::uint32_t>(static_cast<unsigned char>(held[at + 1])) << 24) |
+            (static_cast<std::uint32_t>(static_cast<unsigned char>(held[at + 2])) << 16) |
+            (static_cast<std::uint32_t>(static_cast<unsigned char>(held[at + 3])) << 8) |
+            static_cast<std::uint32_t>(static_cast<unsigned char>(held[at + 4]));
+        const auto whole = held.substr(at, 1 + std::size_t{len});
+        std::string name(whole.substr(5, whole.find('\0', 5) - 5));
+        for (auto& ch : name)
+            if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+        std::erase_if(last, [&name](const auto& e) { return e.first == name; });
+        last.emplace_back(std::move(name), whole);
+        at += whole.size();
+    }
+    std::stable_sort(last.begin(), last.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [name, whole] : last)
+        to_client.bytes(std::as_bytes(std::span(whole.data(), whole.size())));
+}
+
+void statement_mux::client_names_in_error(std::span<const std::byte> whole,
+                                          pr::write_buffer& to_client) const {
+    // Postgres names the statement in some errors ("bind message supplies 1 parameters, but
+    // prepared statement \"sg5\" requires 2"): the client must see its own name.
+    const std::string_view text(reinterpret_cast<const char*>(whole.data()), whole.size());
+    if (text.find("\"sg") == std::string_view::npos || statements_.empty()) {
+        to_client.bytes(whole);
+        return;
+    }
+    std::string out(text.substr(5));
+    for (std::size_t at = out.find("\"sg"); at != std::string::npos;
+         at = out.find("\"sg", at + 1)) {
+        std::size_t end = at + 3;
+        while (end < out.size() && out[end] >= '0' && out[end] <= '9')
+            ++end;
+        if (end == at + 3 || end >= out.size() || out[end] != '"') continue;
+        const std::string server_name = out.substr(at + 1, end - at - 1);
+        for (const auto& [client_name, st] : statements_) {
+            if (server_statement_name(st.id) == server_name) {
+                out.replace(at + 1, end - at - 1, client_name);
+                break;
+            }
+        }
+    }
+    const auto mark = to_client.begin_message('E');
+    to_client.bytes(std::as_bytes(std::span(out.data(), out.size())));
+    to_client.end_message(mark);
+}
+
+statement_mux::dealloc statement_mux::deallocate(std::string_view name, char txn_status,
+                                                 pr::write_buffer& to_server,
+                                                 pr::write_buffer& to_client) {
+    auto it = statements_.find(std::string(name));
+    if (it == statements_.end() || txn_status == 'E' || skip_to_sync_) return dealloc::forward;
+    const auto id = it->second.id;
+    if (server_ != nullptr && server_->contains(id)) {
+        statements_.erase(it);
+        server_->remove(id);
+        const auto mark = to_server.begin_message('Q');
+        to_server.cstring("DEALLOCATE " + server_statement_name(id));
+        to_server.end_message(mark);
+        push({expect::query, 0, {}, {}, {}});
+        return dealloc::sent;
+    }
+    if (!settled()) return dealloc::forward;  // the status after what is in flight is unknown
+    // Not prepared on this connection: nothing for the server to do.
+    statements_.erase(it);
+    pr::be::encode(to_client, pr::be::command_complete{"DEALLOCATE"});
+    pr::be::encode(to_client, pr::be::ready_for_query{txn_status});
+    return dealloc::answered;
+}
+
 void statement_mux::error_until_sync() {
     // The server skips every message up to Sync after an error: their replies never come,
     // and what shardgate owed for them is not owed either (as with Postgres, a skipped Parse
@@ -212,12 +300,39 @@ void statement_mux::server_message(std::span<const std::byte> whole, pr::write_b
     const char type = static_cast<char>(whole[0]);
     // Notices, notifications and parameter changes can come at any time.
     if (type == 'N' || type == 'A' || type == 'S' || settled()) {
+        if (type == 'S' && !settled() &&
+            (expected_[head_].what == expect::query_head ||
+             expected_[head_].what == expect::query_tail)) {
+            // Held back until the tail's ReadyForQuery (the tail follows the head).
+            auto& held =
+                expected_[expected_[head_].what == expect::query_head ? head_ + 1 : head_].message;
+            held.append(reinterpret_cast<const char*>(whole.data()), whole.size());
+            return;
+        }
         to_client.bytes(whole);
         return;
     }
     const auto& head = expected_[head_];
+    if (head.what == expect::query_tail) {
+        // Only the tail's ReadyForQuery reaches the client (with the transaction's status).
+        if (type == 'Z') {
+            emit_reports(head.message, to_client);
+            to_client.bytes(whole);
+            pop();
+            drain(to_client);
+        }
+        return;
+    }
+    if (head.what == expect::query_head) {
+        if (type == 'Z') {
+            pop();
+        } else {
+            to_client.bytes(whole);
+        }
+        return;
+    }
     if (type == 'E') {
-        to_client.bytes(whole);
+        client_names_in_error(whole, to_client);
         if (head.what == expect::query) return;  // a simple query still ends with ReadyForQuery
         error_until_sync();
         return drain(to_client);

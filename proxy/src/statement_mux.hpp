@@ -52,6 +52,27 @@ class statement_mux {
     // `to_client`, and replies due after it too.
     void server_message(std::span<const std::byte> whole, protocol::write_buffer& to_client);
 
+    // A client Query (`query`: the body) followed by shardgate's own `tail` Query on the same
+    // connection (RESET ALL's startup parameters put back). The client sees one exchange: the
+    // tail's results and errors and the client Query's ReadyForQuery are dropped, and the
+    // ParameterStatus reports of both come before the last ReadyForQuery as Postgres sends
+    // them, once per parameter with its final value, in the server's (name) order.
+    void client_query_with_tail(std::span<const std::byte> query, std::string_view tail,
+                                protocol::write_buffer& to_server,
+                                protocol::write_buffer& to_client);
+
+    // SQL DEALLOCATE of one of the client's protocol statements (`name` as Postgres folds it),
+    // in a Query; `txn_status` is the client's transaction status. sent: the server drops
+    // shardgate's name instead; forward: the Query must go as written (not one of its
+    // statements, or an aborted transaction, where Postgres refuses it).
+    enum class dealloc : std::uint8_t { forward, sent, answered };
+    // answered: shardgate replied itself (CommandComplete, ReadyForQuery): no server reply.
+    dealloc deallocate(std::string_view name, char txn_status, protocol::write_buffer& to_server,
+                       protocol::write_buffer& to_client);
+    [[nodiscard]] bool has_statement(const std::string& name) const {
+        return statements_.count(name) != 0;
+    }
+
     // The client ran DISCARD ALL / DEALLOCATE ALL: its statements and the connection's are gone.
     void forget_all() {
         statements_.clear();
@@ -73,6 +94,8 @@ class statement_mux {
         close,            // CloseComplete
         sync,             // ReadyForQuery
         query,            // anything up to ReadyForQuery (simple query, function call)
+        query_head,       // a client Query followed by a tail: its ReadyForQuery is dropped
+        query_tail,       // shardgate's tail Query: only reports and ReadyForQuery pass
         swallow_parse,    // ParseComplete of an injected Parse: not for the client
         swallow_close,    // CloseComplete of an injected Close
         synth_parse,      // ParseComplete shardgate owes the client
@@ -83,8 +106,8 @@ class statement_mux {
         expect what;
         std::uint64_t statement = 0;  // parse / swallow_parse: the id being prepared
         std::string code;             // synth_error
-        std::string message;
-        std::string client_name;  // parse / synth_parse: the client's name for the statement
+        std::string message;          // query_head: parameter names whose reports are dropped
+        std::string client_name;      // parse / synth_parse: the client's name for the statement
     };
     struct client_statement {
         std::uint64_t id;
@@ -100,6 +123,9 @@ class statement_mux {
                          expect parse_reply = expect::swallow_parse,
                          const std::string& client_name = {});
     void drain(protocol::write_buffer& to_client);
+    void client_names_in_error(std::span<const std::byte> whole,
+                               protocol::write_buffer& to_client) const;
+    static void emit_reports(std::string_view held, protocol::write_buffer& to_client);
     void error_until_sync();
 
     prepared_registry& registry_;

@@ -42,6 +42,10 @@ struct test_case {
     std::optional<std::string> password;  // instead of the right one
     // Frontend bytes are written a few at a time, so messages arrive split at many points.
     bool split_writes = false;
+    // Why the case differs by nature under transaction pooling (session state that lives only
+    // as long as one transaction's server connection): then a difference is reported, not
+    // failed. Empty: it must be identical in every pool mode.
+    std::string differs_in_transaction_pooling;
 };
 
 // Builds a case. Messages go into the pending step; q() and sync() end it (the common case),
@@ -122,6 +126,11 @@ class case_builder {
 
 // Cases built from one SQL string per step.
 test_case simple_case(std::string name, std::initializer_list<std::string_view> sqls);
+// `c`, marked as differing by nature in transaction pooling, for `why`.
+inline test_case with_transaction_pooling_difference(test_case c, std::string why) {
+    c.differs_in_transaction_pooling = std::move(why);
+    return c;
+}
 
 // Run once by the superuser in database "app" before the corpus: read-only fixture tables in
 // schema fx that many cases select from (their OIDs are fixed for the whole run).

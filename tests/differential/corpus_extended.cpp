@@ -380,6 +380,9 @@ std::vector<test_case> extended_cases() {
                     .q("SELECT name, from_sql FROM pg_prepared_statements ORDER BY name")
                     .q("EXECUTE protop")
                     .build());
+    v.back().differs_in_transaction_pooling =
+        "protocol statements have shardgate's names (sgN) on the server: "
+        "pg_prepared_statements and SQL EXECUTE see those";
     v.push_back(c("ext_copy_to_stdout")
                     .pbde("COPY (SELECT g, 'v' || g FROM generate_series(1, 5) g) TO STDOUT")
                     .sync()

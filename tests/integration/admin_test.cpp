@@ -189,7 +189,7 @@ TEST_CASE("SHOW CONFIG, DATABASES, VERSION and HELP through psql") {
     CHECK_MESSAGE(p.exit_code == 0, p.output);
     const auto& o = p.output;
     CHECK(o.find("key|value|default|changeable") != std::string::npos);
-    CHECK(o.find("pool_mode|transaction|session|yes") != std::string::npos);
+    CHECK(o.find("pool_mode|transaction|transaction|yes") != std::string::npos);
     CHECK(o.find("pool_size|2|20|yes") != std::string::npos);
     CHECK(o.find("checkout_timeout_ms|7000|120000|yes") != std::string::npos);
     CHECK(o.find("listen_port|" + std::to_string(f.sg->port()) + "|6432|no") != std::string::npos);

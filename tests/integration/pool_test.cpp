@@ -31,7 +31,9 @@ struct fixture {
     explicit fixture(const std::string& pool) : topo(pg_topology::builder().build()) {
         topo.create_role("alice", "secret");
         topo.create_database("app", "alice");
-        std::string toml = "[shardgate]\nlisten_port = @PORT@\nworkers = 2\n" + pool;
+        // Session pooling (txn_pool_test covers transaction pooling, the default).
+        std::string toml =
+            "[shardgate]\nlisten_port = @PORT@\nworkers = 2\npool_mode = \"session\"\n" + pool;
         if (const char* e = std::getenv("SHARDGATE_TEST_RELAY_ENGINE"))
             toml += std::string("relay_engine = \"") + e + "\"\n";
         toml += "[databases.app]\nport = " + std::to_string(pg().port()) +

@@ -30,8 +30,10 @@ struct fixture {
         sg = std::make_unique<shardgate_process>(shardgate_options{.config_toml = toml(1, false)});
     }
     std::string toml(int pool_size, bool with_other, const std::string& app_name = "app") {
-        std::string t = "[shardgate]\nlisten_port = @PORT@\nworkers = 2\npool_size = " +
-                        std::to_string(pool_size) + "\ncheckout_timeout_ms = 500\n";
+        std::string t =
+            "[shardgate]\nlisten_port = @PORT@\nworkers = 2\npool_mode = \"session\"\n"
+            "pool_size = " +
+            std::to_string(pool_size) + "\ncheckout_timeout_ms = 500\n";
         const auto port = std::to_string(topo.shard(0).primary().port());
         t += "[databases." + app_name + "]\nport = " + port +
              "\ndbname = \"app\"\nserver_tls = \"disable\"\n";

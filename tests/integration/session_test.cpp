@@ -35,7 +35,10 @@ struct fixture {
         : topo(pg_topology::builder().shards(shards).build()) {
         topo.create_role("alice", "secret");
         topo.create_database("app", "alice");
-        std::string toml = "[shardgate]\nlisten_port = @PORT@\nworkers = 2\n" + extra_main;
+        // Session pooling: one server connection per client, for its whole session.
+        std::string toml =
+            "[shardgate]\nlisten_port = @PORT@\nworkers = 2\npool_mode = \"session\"\n" +
+            extra_main;
         // ctest runs this file once per relay engine (integration_session_test_asio_relay).
         if (const char* e = std::getenv("SHARDGATE_TEST_RELAY_ENGINE"))
             toml += std::string("relay_engine = \"") + e + "\"\n";

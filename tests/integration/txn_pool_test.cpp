@@ -385,8 +385,17 @@ TEST_CASE("prepared statements through transaction pooling: 50 clients over pool
                 }
                 if (in_txn) PQclear(PQexec(c.get(), "COMMIT"));
                 if (round == rounds / 2) {
-                    // Closing and preparing again works as in Postgres.
-                    PQclear(PQexec(c.get(), ("DEALLOCATE " + s_get).c_str()));
+                    // SQL DEALLOCATE of a protocol statement, then preparing it again, work
+                    // as in Postgres.
+                    PGresult* r = PQexec(c.get(), ("DEALLOCATE " + s_get).c_str());
+                    if (PQresultStatus(r) != PGRES_COMMAND_OK) fail(r, "deallocate");
+                    PQclear(r);
+                    r = PQexecPrepared(c.get(), s_get.c_str(), 1, params, nullptr, nullptr, 0);
+                    if (PQresultStatus(r) != PGRES_FATAL_ERROR) fail(r, "deallocated");
+                    PQclear(r);
+                    r = PQprepare(c.get(), s_get.c_str(), stmts[0].sql, 1, nullptr);
+                    if (PQresultStatus(r) != PGRES_COMMAND_OK) fail(r, "prepare again");
+                    PQclear(r);
                 }
             }
         });

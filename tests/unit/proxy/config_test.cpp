@@ -141,7 +141,7 @@ TEST_CASE("pool settings: built-in defaults, then global < database < user") {
     {
         auto c = parse_config(minimal, "test.toml");
         const auto p = resolve_pool(*c, c->databases.at("app"), c->users.at("alice"));
-        CHECK(p.mode == pool_mode::session);
+        CHECK(p.mode == pool_mode::transaction);
         CHECK(p.settings.pool_size == 20);
         CHECK(p.settings.checkout_timeout.count() == 120000);
         CHECK(p.settings.server_lifetime.count() == 3600000);
