@@ -46,6 +46,29 @@ std::string format_lsn(std::uint64_t lsn) {
     return std::string(buf, static_cast<std::size_t>(n));
 }
 
+std::optional<std::uint64_t> decode_primary_row(const text_row& row) {
+    if (row.size() != 1 || !row[0]) return std::nullopt;
+    return parse_lsn(*row[0]);
+}
+
+std::optional<replica_sample> decode_replica_row(const text_row& row) {
+    if (row.size() != 3 || !row[0] || (*row[0] != "t" && *row[0] != "f")) return std::nullopt;
+    replica_sample s;
+    s.in_recovery = *row[0] == "t";
+    if (row[1]) {
+        const auto replay = parse_lsn(*row[1]);
+        if (!replay) return std::nullopt;
+        s.replay_lsn = *replay;
+    } else if (s.in_recovery) {
+        return std::nullopt;
+    }
+    if (row[2]) {
+        s.receive_lsn = parse_lsn(*row[2]);
+        if (!s.receive_lsn) return std::nullopt;
+    }
+    return s;
+}
+
 std::string_view to_string(replica_state s) {
     switch (s) {
         case replica_state::unknown:

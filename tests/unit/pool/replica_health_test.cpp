@@ -112,6 +112,45 @@ TEST_CASE("LSN text parses and formats like pg_lsn") {
     }
 }
 
+TEST_CASE("check rows decode") {
+    using std::nullopt;
+    CHECK(decode_primary_row({"0/3000148"}) == 0x3000148);
+    CHECK(decode_primary_row({nullopt}) == nullopt);
+    CHECK(decode_primary_row({"x"}) == nullopt);
+    CHECK(decode_primary_row({"0/1", "0/2"}) == nullopt);
+    CHECK(decode_primary_row({}) == nullopt);
+
+    struct row_case {
+        text_row row;
+        bool ok;
+        bool in_recovery;
+        std::uint64_t replay;
+        std::optional<std::uint64_t> receive;
+    };
+    const std::vector<row_case> cases = {
+        {{"t", "0/3000148", "0/3000200"}, true, true, 0x3000148, 0x3000200},
+        {{"t", "1/0", nullopt}, true, true, 1ull << 32, nullopt},  // WAL from the archive
+        {{"f", nullopt, nullopt}, true, false, 0, nullopt},        // promoted, never replayed
+        {{"f", "0/10", "0/10"}, true, false, 0x10, 0x10},
+        {{"t", nullopt, nullopt}, false, false, 0, nullopt},  // in recovery without a position
+        {{"true", "0/1", "0/1"}, false, false, 0, nullopt},
+        {{nullopt, "0/1", "0/1"}, false, false, 0, nullopt},
+        {{"t", "zz", "0/1"}, false, false, 0, nullopt},
+        {{"t", "0/1", "zz"}, false, false, 0, nullopt},
+        {{"t", "0/1"}, false, false, 0, nullopt},
+    };
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+        CAPTURE(i);
+        const auto& c = cases[i];
+        const auto s = decode_replica_row(c.row);
+        REQUIRE(s.has_value() == c.ok);
+        if (!s) continue;
+        CHECK(s->in_recovery == c.in_recovery);
+        CHECK(s->replay_lsn == c.replay);
+        CHECK(s->receive_lsn == c.receive);
+    }
+}
+
 TEST_CASE("state and failure names") {
     CHECK(to_string(unknown) == "unknown");
     CHECK(to_string(fit) == "fit");

@@ -57,6 +57,13 @@ std::optional<std::uint64_t> parse_lsn(std::string_view text);
 // The inverse, as Postgres prints it: upper-case hex, no padding ("16/B374D848", "0/0").
 std::string format_lsn(std::uint64_t lsn);
 
+// The check queries, and their single rows (text format) decoded without I/O. A malformed row
+// (wrong column count, NULL where a value is needed, bad text) decodes to nullopt.
+// https://www.postgresql.org/docs/15/functions-admin.html#FUNCTIONS-RECOVERY-INFO-TABLE
+inline constexpr std::string_view primary_check_sql = "SELECT pg_current_wal_lsn()";
+inline constexpr std::string_view replica_check_sql =
+    "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), pg_last_wal_receive_lsn()";
+
 struct lag_settings {
     std::uint64_t max_lag_bytes = 0;          // 0: no limit
     std::chrono::milliseconds max_lag_ms{0};  // 0: no limit
@@ -97,6 +104,11 @@ struct replica_sample {
     std::optional<std::uint64_t> receive_lsn;  // NULL when WAL does not come by streaming
     std::chrono::microseconds rtt{0};          // the check query's round trip
 };
+
+using text_row = std::vector<std::optional<std::string>>;  // a DataRow's values; nullopt: NULL
+std::optional<std::uint64_t> decode_primary_row(const text_row& row);
+// The replay position may be NULL only when not in recovery; `rtt` is left 0.
+std::optional<replica_sample> decode_replica_row(const text_row& row);
 
 struct replica_status {
     replica_state state = replica_state::unknown;
