@@ -1,4 +1,5 @@
-// One database's poller: connect, check every interval, record, publish; stop closes it all.
+// One database's poller: rounds of checks (primary, then replicas), record, publish; stop
+// closes it all.
 #include "database_monitor.hpp"
 
 #include <spdlog/spdlog.h>
@@ -17,7 +18,8 @@ database_monitor::database_monitor(const asio::any_io_executor& ex, monitored_da
       feed_(std::move(feed)),
       owner_(owner),
       tls_(tls),
-      health_(db_.replicas.size(), db_.settings.lag) {
+      health_(db_.replicas.size(), db_.settings.lag),
+      round_timer_(strand_) {
     slots_.push_back(std::make_unique<server_slot>(strand_));
     slots_.back()->address = db_.primary;
     for (const auto& r : db_.replicas) {
@@ -27,11 +29,9 @@ database_monitor::database_monitor(const asio::any_io_executor& ex, monitored_da
 }
 
 void database_monitor::start() {
-    auto self = shared_from_this();
-    asio::post(strand_, [self] {
+    asio::post(strand_, [self = shared_from_this()] {
         self->publish();  // every replica `unknown` until checked
-        for (std::size_t i = 0; i < self->slots_.size(); ++i)
-            asio::co_spawn(self->strand_, self->poll(self, i), asio::detached);
+        asio::co_spawn(self->strand_, self->rounds(self), asio::detached);
     });
 }
 
@@ -42,32 +42,60 @@ void database_monitor::stop() {
 void database_monitor::stop_now() {
     if (stopped_) return;
     stopped_ = true;
-    // A poller suspended in a read or a wait wakes up with an error, sees stopped_ and ends;
-    // its slot's stream is destroyed by the poller, never under a pending operation.
+    round_timer_.cancel();
+    // A check suspended in a read or a login wait wakes up with an error, sees stopped_ and
+    // ends; the check destroys its stream itself, never under a pending operation.
     for (auto& slot : slots_) {
         if (slot->conn) close_politely(*slot->conn);
-        slot->wake.cancel();
+        slot->login_wait.cancel();
     }
 }
 
-awaitable<void> database_monitor::poll(std::shared_ptr<database_monitor> keep, std::size_t i) {
+awaitable<void> database_monitor::rounds(std::shared_ptr<database_monitor> keep) {
     (void)keep;  // keeps this object alive while the coroutine runs
-    auto& slot = *slots_[i];
     const auto interval = db_.settings.interval;
     auto next = steady::now();
     while (!stopped_) {
-        co_await check(i);
-        if (stopped_) break;
-        publish();
-        // Fixed rate; after a check that overran, the next starts at once (no burst).
+        launch(0);
+        if (slots_[0]->busy) {
+            // run_check() cancels the timer when the primary's check ends.
+            waiting_primary_ = true;
+            round_timer_.expires_after(interval / 4);
+            error_code ec;
+            co_await round_timer_.async_wait(ec_token(ec));
+            waiting_primary_ = false;
+            if (stopped_) break;
+        }
+        for (std::size_t i = 1; i < slots_.size(); ++i)
+            launch(i);
+        // Fixed rate; after a round that overran, the next starts at once (no burst).
         next += interval;
         const auto now = steady::now();
         if (next < now) next = now;
-        slot.wake.expires_at(next);
+        round_timer_.expires_at(next);
         error_code ec;
-        co_await slot.wake.async_wait(ec_token(ec));
+        co_await round_timer_.async_wait(ec_token(ec));
     }
-    if (slot.conn) drop(slot);
+}
+
+void database_monitor::launch(std::size_t i) {
+    auto& slot = *slots_[i];
+    if (slot.busy) return;  // still on the previous round's check
+    slot.busy = true;
+    asio::co_spawn(strand_, run_check(shared_from_this(), i), asio::detached);
+}
+
+awaitable<void> database_monitor::run_check(std::shared_ptr<database_monitor> keep, std::size_t i) {
+    (void)keep;
+    co_await check(i);
+    auto& slot = *slots_[i];
+    slot.busy = false;
+    if (stopped_) {
+        if (slot.conn) drop(slot);
+        co_return;
+    }
+    publish();
+    if (i == 0 && waiting_primary_) round_timer_.cancel();
 }
 
 awaitable<void> database_monitor::check(std::size_t i) {
@@ -89,7 +117,7 @@ awaitable<void> database_monitor::check(std::size_t i) {
     record_reply(i, reply);
 }
 
-// The login runs as a coroutine of its own so that stop() does not wait for it: the poller
+// The login runs as a coroutine of its own so that stop() does not wait for it: the check
 // sleeps on its slot's timer, which the login's end or stop() wakes.
 awaitable<bool> database_monitor::connect(std::size_t i) {
     auto& slot = *slots_[i];
@@ -107,9 +135,9 @@ awaitable<bool> database_monitor::connect(std::size_t i) {
                    });
     // Nothing else runs on the strand between this test and the wait's start.
     if (!slot.login) {
-        slot.wake.expires_at(steady::time_point::max());
+        slot.login_wait.expires_at(steady::time_point::max());
         error_code ec;
-        co_await slot.wake.async_wait(ec_token(ec));
+        co_await slot.login_wait.async_wait(ec_token(ec));
     }
     if (stopped_ || !slot.login) co_return false;  // stopped: on_login closes it
     server_login_result r = std::move(*slot.login);
@@ -139,7 +167,7 @@ void database_monitor::on_login(std::size_t i, std::exception_ptr e, server_logi
     }
     auto& slot = *slots_[i];
     slot.login = std::move(r);
-    slot.wake.cancel();
+    slot.login_wait.cancel();
 }
 
 void database_monitor::record_reply(std::size_t i, const probe_reply& reply) {

@@ -1,6 +1,8 @@
-// The poller of one monitored database: one coroutine and one connection per server (the
-// primary, then each replica), all on one strand, feeding a replica_health and publishing
-// its report after every check.
+// The poller of one monitored database, on one strand: a connection per server and a round
+// every interval. A round checks the primary first and each replica as soon as the primary has
+// answered (or a quarter interval has passed), so a replica is compared with a primary position
+// taken moments before its own. Checks run concurrently; a server whose check is still running
+// (a slow login, a timeout) sits the round out. Each check's result is published at once.
 #pragma once
 
 #include <cstddef>
@@ -32,15 +34,18 @@ class database_monitor : public std::enable_shared_from_this<database_monitor> {
   private:
     // Server i: 0 is the primary, i >= 1 is replica i - 1. Only touched on the strand.
     struct server_slot {
-        explicit server_slot(const asio::any_io_executor& ex) : wake(ex) {}
+        explicit server_slot(const asio::any_io_executor& ex) : login_wait(ex) {}
         backend_address address;
         std::optional<pg_stream> conn;
-        // Every wait of the poller (the interval, a login) is on this timer: stop() cancels it.
-        asio::steady_timer wake;
-        std::optional<server_login_result> login;  // a finished login, until the poller takes it
+        bool busy = false;  // a check is running
+        // A check waits here for its login to end; stop() cancels it.
+        asio::steady_timer login_wait;
+        std::optional<server_login_result> login;  // a finished login, until the check takes it
     };
 
-    awaitable<void> poll(std::shared_ptr<database_monitor> keep, std::size_t i);
+    awaitable<void> rounds(std::shared_ptr<database_monitor> keep);
+    void launch(std::size_t i);
+    awaitable<void> run_check(std::shared_ptr<database_monitor> keep, std::size_t i);
     awaitable<void> check(std::size_t i);
     awaitable<bool> connect(std::size_t i);
     void on_login(std::size_t i, std::exception_ptr e, server_login_result r);
@@ -59,6 +64,8 @@ class database_monitor : public std::enable_shared_from_this<database_monitor> {
     ssl::context* const tls_;
     replica_health health_;
     std::vector<std::unique_ptr<server_slot>> slots_;
+    asio::steady_timer round_timer_;  // the rounds' sleeps; stop() cancels it
+    bool waiting_primary_ = false;    // the round waits for the primary's check to end
     std::uint64_t version_ = 0;
     bool stopped_ = false;
 };
