@@ -8,6 +8,8 @@
 //     auto feed = mon.feed("app");           // once; stable across update()
 //     auto snap = feed->load();              // any thread, any time: a mutex and a refcount
 //     if (snap && snap->health.fit(i)) ...   // snap->replicas[i] is the replica's config
+//     snap->health.replayed_at_least(i, lsn) // read-your-writes
+//     snap->health.replicas[i].rtt_ewma      // least-latency balancing
 //     mon.stop();
 #pragma once
 
@@ -57,8 +59,10 @@ struct database_health {
     std::uint64_t version = 0;  // grows with every publication of this database
 };
 
-// Where one database's snapshots appear. Handles stay valid for the monitor's life and across
-// update(); load() is null before the first check and after the database is removed.
+// Where one database's snapshots appear. Handles stay valid across update() and beyond the
+// monitor's life. load() is null until the database's poller has started (it publishes an
+// all-`unknown` snapshot at once, then one after every check) and after the database is
+// removed; treat null like "no replica is fit".
 class health_feed {
   public:
     [[nodiscard]] std::shared_ptr<const database_health> load() const {
