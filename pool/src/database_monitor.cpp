@@ -156,7 +156,7 @@ awaitable<bool> database_monitor::connect(std::size_t i) {
     co_return true;
 }
 
-void database_monitor::on_login(std::size_t i, std::exception_ptr e, server_login_result r) {
+void database_monitor::on_login(std::size_t i, const std::exception_ptr& e, server_login_result r) {
     if (e) {
         r = server_login_result{};
         r.error_message = "login failed unexpectedly";

@@ -48,7 +48,7 @@ class database_monitor : public std::enable_shared_from_this<database_monitor> {
     awaitable<void> run_check(std::shared_ptr<database_monitor> keep, std::size_t i);
     awaitable<void> check(std::size_t i);
     awaitable<bool> connect(std::size_t i);
-    void on_login(std::size_t i, std::exception_ptr e, server_login_result r);
+    void on_login(std::size_t i, const std::exception_ptr& e, server_login_result r);
     void record_reply(std::size_t i, const probe_reply& reply);
     void record_failure(std::size_t i, check_failure why, std::string detail);
     void log_change(std::size_t replica, state_change c) const;

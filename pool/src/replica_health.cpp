@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cmath>
 #include <cstdio>
 
 namespace shardgate::pool {
@@ -161,7 +162,7 @@ state_change replica_health::observe_replica(std::size_t replica, health_clock::
     const auto rtt = static_cast<double>(s.rtt.count());
     const auto avg = static_cast<double>(r.rtt_ewma.count());
     const double next = r.rtt_ewma.count() == 0 ? rtt : avg + s_.rtt_ewma_weight * (rtt - avg);
-    r.rtt_ewma = std::chrono::microseconds(static_cast<std::int64_t>(next + 0.5));
+    r.rtt_ewma = std::chrono::microseconds(std::llround(next));
     if (!report_.primary_known) return {from, from};  // lag unknown: no decision
     r.lag_bytes = byte_lag(s.replay_lsn);
     r.lag_ms = time_lag(s.replay_lsn, at);
