@@ -123,6 +123,12 @@ void load_main(config& c, const toml::table& t, const std::string& origin) {
         r.integer("server_backoff_max_ms", c.server_backoff_max.count(), 1, 86400000));
     if (c.server_backoff_max < c.server_backoff_initial)
         r.error("server_backoff_max_ms", "must not be smaller than server_backoff_initial_ms");
+    c.replica_check_interval = std::chrono::milliseconds(
+        r.integer("replica_check_interval_ms", c.replica_check_interval.count(), 10, 60000));
+    c.replica_check_timeout = std::chrono::milliseconds(
+        r.integer("replica_check_timeout_ms", c.replica_check_timeout.count(), 10, 600000));
+    c.function_catalog_refresh = std::chrono::milliseconds(r.integer(
+        "function_catalog_refresh_ms", c.function_catalog_refresh.count(), 100, 86400000));
     c.admin_users = r.strings("admin_users");  // checked against [users] in parse_config
     c.stats_users = r.strings("stats_users");
     c.tls_cert_file = r.str("tls_cert_file", "");
@@ -148,6 +154,7 @@ database_config load_database(std::string_view name, const toml::table& t,
     d.server_user = r.str("server_user", "");
     d.server_password = r.str("server_password", "");
     load_pool(r, d.pool);
+    config_detail::load_read_split(r, d);
     r.finish();
     return d;
 }
@@ -171,6 +178,7 @@ user_config load_user(std::string_view name, const toml::table& t, const std::st
     if (!u.scram_verifier.empty() && !protocol::auth::scram_verifier::parse(u.scram_verifier))
         r.error("scram_verifier", "is not a valid SCRAM-SHA-256 verifier");
     load_pool(r, u.pool);
+    u.consistency = config_detail::load_consistency(r);
     if (u.scram_verifier.empty() && !u.password.empty()) {
         // Like Postgres storing a password: a verifier with a random salt, computed once here
         // rather than at every login.

@@ -4,10 +4,13 @@
 
 #include <toml++/toml.h>
 #include <cstdint>
+#include <initializer_list>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config.hpp"
@@ -59,7 +62,34 @@ class table_reader {
         }
         return out;
     }
+    bool boolean(std::string_view key, bool def) {
+        const auto* n = take(key);
+        if (n == nullptr) return def;
+        if (!n->is_boolean()) fail(origin_, n->source(), name(key) + " must be true or false");
+        return n->as_boolean()->get();
+    }
+    // A string naming one of `choices`; the error lists them all.
+    template <class E>
+    E choice(std::string_view key, E def,
+             std::initializer_list<std::pair<std::string_view, E>> choices) {
+        if (t_.get(key) == nullptr) {
+            (void)take(key);
+            return def;
+        }
+        const auto v = str(key, "");
+        std::string names;
+        for (const auto& [n, e] : choices) {
+            if (n == v) return e;
+            names += names.empty() ? "" : ", ";
+            names += n;
+        }
+        error(key, "must be one of " + names + ", not '" + v + "'");
+    }
     const toml::node* node(std::string_view key) { return t_.get(key); }
+    // The key's node (nullptr if absent), marked as known: for values read by hand.
+    const toml::node* use(std::string_view key) { return take(key); }
+    const std::string& origin() const { return origin_; }
+    const std::string& path() const { return path_; }  // "databases.app."
     void finish() {
         for (const auto& [k, v] : t_) {
             if (seen_.count(std::string(k.str())) == 0)
@@ -71,17 +101,23 @@ class table_reader {
         fail(origin_, n != nullptr ? n->source() : t_.source(), name(key) + ": " + what);
     }
 
+    // The key as errors quote it: 'databases.app.port'.
+    std::string name(std::string_view key) const { return "'" + path_ + std::string(key) + "'"; }
+
   private:
     const toml::node* take(std::string_view key) {
         seen_.insert(std::string(key));
         return t_.get(key);
     }
-    std::string name(std::string_view key) const { return "'" + path_ + std::string(key) + "'"; }
-
     const toml::table& t_;
     std::string origin_;
     std::string path_;
     std::set<std::string> seen_;
 };
+
+// config_replicas.cpp: the read/write-split keys of a [databases.X] table, and the consistency
+// key a [databases.X] or [users.X] table may set.
+void load_read_split(table_reader& r, database_config& d);
+std::optional<router::consistency_mode> load_consistency(table_reader& r);
 
 }  // namespace shardgate::proxy::config_detail
