@@ -1,4 +1,5 @@
 # Helpers shared by the benchmark scripts (bench/run.sh, bench/rw_split.sh); source it.
+# shellcheck shell=bash
 #
 # The caller sets PROG (its name, for messages), PGBIN and PY (/usr/bin/python3) before using
 # them; wait_ready also uses the libpq variables (PGUSER, PGHOST, ...) the caller exports.
