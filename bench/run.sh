@@ -13,6 +13,9 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 PGBOUNCER_BIN=${PGBOUNCER_BIN:-/usr/sbin/pgbouncer}
 PY=/usr/bin/python3 # the system's python3, standard library only
+PROG=run.sh
+# shellcheck source=bench/lib.sh
+source "$REPO_ROOT/bench/lib.sh"
 
 usage() {
     cat <<EOF
@@ -40,13 +43,6 @@ EOF
 }
 
 # ---------------------------------------------------------------- options
-shell_quote() { # args: shell words, quoted only where needed
-    local a out=""
-    for a in "$@"; do
-        if [[ $a =~ ^[A-Za-z0-9_./=:,+-]+$ ]]; then out+="$a "; else out+="'${a//\'/\'\\\'\'}' "; fi
-    done
-    printf '%s' "${out% }"
-}
 ENVS="" # the settings that came from the environment, for the record
 for v in SHARDGATE POOL_MODE MODES CLIENTS TARGETS ROUNDS DURATION SCALE WARMUP WORKERS DATA_PLANES LATENCY OUT; do
     [[ -z ${!v+x} ]] || ENVS+="$(shell_quote "$v=${!v}") "
@@ -86,9 +82,6 @@ while [[ $# -gt 0 ]]; do
         *) echo "run.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
     esac
 done
-
-die() { echo "run.sh: $*" >&2; exit 1; }
-is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 
 case $POOL_MODE in session | transaction) ;; *) die "--pool-mode must be session or transaction" ;; esac
 read -r -a MODE_LIST <<<"$MODES"
@@ -146,19 +139,6 @@ SG_PID=""
 PGB_PID=""
 BENCH_PID=""
 
-stop_pid() { # pid name: SIGTERM, then SIGKILL after 10 s; only if the pid still runs that program
-    local pid=$1 name=$2 i
-    [[ -n $pid && -r /proc/$pid/comm ]] || return 0
-    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$name"* ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    echo "run.sh: $name (pid $pid) did not stop on SIGTERM, killing it" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
 cleanup() {
     local rc=$?
     trap - EXIT
@@ -182,12 +162,6 @@ trap cleanup EXIT
 trap 'echo "run.sh: interrupted" >&2; exit 130' INT
 trap 'echo "run.sh: terminated" >&2; exit 143' TERM
 
-show_log() { # file: last lines of a log, for error messages
-    [[ -s $1 ]] || return 0
-    echo "---- last lines of $(basename "$1") ----" >&2
-    tail -n 20 "$1" >&2
-}
-
 TMP=$(mktemp -d /tmp/shardgate-bench.XXXXXX)
 chown postgres:postgres "$TMP"
 chmod 700 "$TMP"
@@ -195,41 +169,8 @@ cd "$TMP" # runuser keeps the working directory: use one the postgres user can e
 mkdir -p "$TMP/runs"
 chown postgres:postgres "$TMP/runs"
 
-# ---------------------------------------------------------------- helpers
-free_ports() { # n: n distinct free loopback ports
-    "$PY" - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-
-cpu_ticks() { # pid: utime+stime (fields 14, 15 of /proc/<pid>/stat; whole process, all threads)
-    local s
-    s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo -1; return; }
-    s=${s##*) } # fields from 3 on; the command name (field 2) may contain spaces
-    local -a f
-    read -r -a f <<<"$s"
-    echo $((f[11] + f[12]))
-}
-
 export PGUSER=bench PGPASSWORD=bench PGDATABASE=bench PGHOST=127.0.0.1 PGSSLMODE=disable PGGSSENCMODE=disable
 unset PGSERVICE PGSERVICEFILE PGPASSFILE PGOPTIONS PGAPPNAME 2>/dev/null || true
-
-wait_ready() { # name port logfile: until "SELECT 1" works through it as bench/bench
-    local name=$1 port=$2 log=$3 i
-    for ((i = 0; i < 100; i++)); do
-        if "$PGBIN/psql" -p "$port" -XAtqc "SELECT 1" >/dev/null 2>&1; then return 0; fi
-        sleep 0.1
-    done
-    "$PGBIN/psql" -p "$port" -XAtqc "SELECT 1" >&2 || true
-    show_log "$log"
-    die "$name on port $port does not answer queries"
-}
 
 read -r PG_PORT PGB_PORT SG_PORT < <(free_ports 3)
 
@@ -365,37 +306,7 @@ supported() { # target mode
 }
 
 # ---------------------------------------------------------------- pgbench runs
-cat >"$TMP/parse.py" <<'EOF'
-# parse.py OUTPUT [LOG_GLOB_PREFIX]: one TSV row: tps txns failed lat_avg_ms p50_ms p99_ms
-import glob, os, re, sys
-text = open(sys.argv[1], errors="replace").read()
-def find(pattern):
-    m = re.search(pattern, text, re.M)
-    return m.group(1) if m else "NA"
-tps = find(r"^tps = ([0-9.]+) \(without initial connection time\)")
-txns = find(r"^number of transactions actually processed: ([0-9]+)")
-failed = find(r"^number of failed transactions: ([0-9]+)")
-lat = find(r"^latency average = ([0-9.]+) ms")
-p50 = p99 = "NA"
-if len(sys.argv) > 2:
-    lats = []
-    for path in glob.glob(sys.argv[2] + ".*"):
-        with open(path) as f:
-            for line in f:
-                parts = line.split()
-                # client_id transaction_no time script_no time_epoch time_us [...]; time is in µs,
-                # or "failed" / "skipped"
-                if len(parts) >= 3 and parts[2].isdigit():
-                    lats.append(int(parts[2]))
-        os.unlink(path)
-    if lats:
-        lats.sort()
-        def pct(p):  # nearest rank
-            k = max(1, -(-len(lats) * p // 100))
-            return "%.3f" % (lats[k - 1] / 1000.0)
-        p50, p99 = pct(50), pct(99)
-print("\t".join([tps, txns, failed, lat, p50, p99]))
-EOF
+write_parse_py "$TMP/parse.py"
 
 # Runs pgbench once; sets R_STATUS R_TPS R_TXNS R_FAILED R_LAT R_P50 R_P99 R_CPU (µs/txn or NA).
 run_pgbench() { # target mode clients duration tag

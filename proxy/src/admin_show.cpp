@@ -168,6 +168,10 @@ void show_config(pr::write_buffer& out, proxy_context& ctx) {
         num(def.max_prepared_statements));
     row("server_backoff_initial_ms", ms(c.server_backoff_initial), ms(def.server_backoff_initial));
     row("server_backoff_max_ms", ms(c.server_backoff_max), ms(def.server_backoff_max));
+    row("replica_check_interval_ms", ms(c.replica_check_interval), ms(def.replica_check_interval));
+    row("replica_check_timeout_ms", ms(c.replica_check_timeout), ms(def.replica_check_timeout));
+    row("function_catalog_refresh_ms", ms(c.function_catalog_refresh),
+        ms(def.function_catalog_refresh));
     row("admin_users", join(c.admin_users), join(def.admin_users));
     row("stats_users", join(c.stats_users), join(def.stats_users));
     t.encode(out);

@@ -8,81 +8,15 @@
 #include <sstream>
 #include <thread>
 
+#include "config_reader.hpp"
 #include "shardgate/protocol/md5.hpp"
 #include "shardgate/protocol/scram.hpp"
 
 namespace shardgate::proxy {
 namespace {
 
-[[noreturn]] void fail(const std::string& origin, const toml::source_region& where,
-                       const std::string& what) {
-    std::ostringstream os;
-    os << origin << ":" << where.begin.line << ": " << what;
-    throw config_error(os.str());
-}
-
-// Reads keys of one table, rejecting unknown ones so typos are caught.
-class table_reader {
-  public:
-    table_reader(const toml::table& t, std::string origin, std::string path)
-        : t_(t), origin_(std::move(origin)), path_(std::move(path)) {}
-
-    std::string str(std::string_view key, std::string def) {
-        const auto* n = take(key);
-        if (n == nullptr) return def;
-        if (!n->is_string()) fail(origin_, n->source(), name(key) + " must be a string");
-        return std::string(n->as_string()->get());
-    }
-    std::int64_t integer(std::string_view key, std::int64_t def, std::int64_t lo, std::int64_t hi) {
-        const auto* n = take(key);
-        if (n == nullptr) return def;
-        if (!n->is_integer()) fail(origin_, n->source(), name(key) + " must be an integer");
-        const auto v = n->as_integer()->get();
-        if (v < lo || v > hi) {
-            fail(origin_, n->source(),
-                 name(key) + " must be between " + std::to_string(lo) + " and " +
-                     std::to_string(hi) + ", not " + std::to_string(v));
-        }
-        return v;
-    }
-    // An array of strings (may be empty).
-    std::vector<std::string> strings(std::string_view key) {
-        const auto* n = take(key);
-        std::vector<std::string> out;
-        if (n == nullptr) return out;
-        const auto* arr = n->as_array();
-        if (arr == nullptr) fail(origin_, n->source(), name(key) + " must be an array of strings");
-        for (const auto& e : *arr) {
-            if (!e.is_string())
-                fail(origin_, e.source(), name(key) + " must be an array of strings");
-            out.emplace_back(e.as_string()->get());
-        }
-        return out;
-    }
-    const toml::node* node(std::string_view key) { return t_.get(key); }
-    void finish() {
-        for (const auto& [k, v] : t_) {
-            if (seen_.count(std::string(k.str())) == 0)
-                fail(origin_, v.source(), "unknown setting " + name(k.str()));
-        }
-    }
-    [[noreturn]] void error(std::string_view key, const std::string& what) {
-        const auto* n = t_.get(key);
-        fail(origin_, n != nullptr ? n->source() : t_.source(), name(key) + ": " + what);
-    }
-
-  private:
-    const toml::node* take(std::string_view key) {
-        seen_.insert(std::string(key));
-        return t_.get(key);
-    }
-    std::string name(std::string_view key) const { return "'" + path_ + std::string(key) + "'"; }
-
-    const toml::table& t_;
-    std::string origin_;
-    std::string path_;
-    std::set<std::string> seen_;
-};
+using config_detail::fail;
+using config_detail::table_reader;
 
 auth_method parse_auth(table_reader& r, const std::string& v) {
     if (v == "scram-sha-256") return auth_method::scram_sha_256;
@@ -189,6 +123,12 @@ void load_main(config& c, const toml::table& t, const std::string& origin) {
         r.integer("server_backoff_max_ms", c.server_backoff_max.count(), 1, 86400000));
     if (c.server_backoff_max < c.server_backoff_initial)
         r.error("server_backoff_max_ms", "must not be smaller than server_backoff_initial_ms");
+    c.replica_check_interval = std::chrono::milliseconds(
+        r.integer("replica_check_interval_ms", c.replica_check_interval.count(), 10, 60000));
+    c.replica_check_timeout = std::chrono::milliseconds(
+        r.integer("replica_check_timeout_ms", c.replica_check_timeout.count(), 10, 600000));
+    c.function_catalog_refresh = std::chrono::milliseconds(r.integer(
+        "function_catalog_refresh_ms", c.function_catalog_refresh.count(), 100, 86400000));
     c.admin_users = r.strings("admin_users");  // checked against [users] in parse_config
     c.stats_users = r.strings("stats_users");
     c.tls_cert_file = r.str("tls_cert_file", "");
@@ -214,6 +154,7 @@ database_config load_database(std::string_view name, const toml::table& t,
     d.server_user = r.str("server_user", "");
     d.server_password = r.str("server_password", "");
     load_pool(r, d.pool);
+    config_detail::load_read_split(r, d);
     r.finish();
     return d;
 }
@@ -237,6 +178,7 @@ user_config load_user(std::string_view name, const toml::table& t, const std::st
     if (!u.scram_verifier.empty() && !protocol::auth::scram_verifier::parse(u.scram_verifier))
         r.error("scram_verifier", "is not a valid SCRAM-SHA-256 verifier");
     load_pool(r, u.pool);
+    u.consistency = config_detail::load_consistency(r);
     if (u.scram_verifier.empty() && !u.password.empty()) {
         // Like Postgres storing a password: a verifier with a random salt, computed once here
         // rather than at every login.

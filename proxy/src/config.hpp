@@ -12,6 +12,7 @@
 
 #include "shardgate/pool/server_login.hpp"
 #include "shardgate/pool/server_pool.hpp"
+#include "shardgate/router/route.hpp"
 
 namespace shardgate::proxy {
 
@@ -57,6 +58,38 @@ struct user_config {
     std::string scram_verifier;  // "SCRAM-SHA-256$iter:salt$stored:server", if given
     std::string md5_hash;        // "md5<32 hex>", if given
     pool_overrides pool;
+    std::optional<router::consistency_mode> consistency;  // over the database's
+};
+
+// How reads are spread over the fit replicas (and the primary, with primary_reads).
+enum class load_balance_policy : std::uint8_t {
+    round_robin,        // each server in turn
+    least_connections,  // the server with the fewest connections in use
+    weighted,           // at random, in proportion to the weights
+    least_latency,      // the server with the lowest recent check round trip
+};
+std::string_view to_string(load_balance_policy p);
+
+// What a read does when no replica is fit (all down, or lagging past the limits).
+enum class no_fit_replica_policy : std::uint8_t {
+    primary,  // it runs on the primary
+    error,    // it fails with an ErrorResponse
+};
+std::string_view to_string(no_fit_replica_policy p);
+
+// Where explicit transactions not declared READ ONLY run (router::route_options).
+enum class transaction_routing_policy : std::uint8_t {
+    primary,          // on the primary
+    first_statement,  // the first statement decides: a read puts the transaction on a replica
+};
+std::string_view to_string(transaction_routing_policy p);
+
+// A streaming replica of a database's primary: an element of [databases.X] replicas.
+struct replica_config {
+    std::string host;  // required
+    std::uint16_t port = 5432;
+    std::uint32_t weight = 1;  // its share of reads with load_balance = "weighted" (1..1000)
+    std::string zone;          // a label such as an availability zone; empty: none
 };
 
 struct database_config {
@@ -69,6 +102,31 @@ struct database_config {
     std::string server_user;      // empty: the client's user name
     std::string server_password;  // empty: the client user's password
     pool_overrides pool;
+
+    // Read/write splitting: host and port above are the primary. Validated at load; no two
+    // servers of a database share host:port.
+    std::vector<replica_config> replicas;
+    // Reads may go to replicas: true only with replicas (default: true when there are some).
+    bool read_write_split = false;
+    // The database's read consistency; [users.X] may override it (resolve_consistency).
+    std::optional<router::consistency_mode> consistency;
+    load_balance_policy load_balance = load_balance_policy::round_robin;
+    bool primary_reads = false;             // the primary takes reads too,
+    std::uint32_t primary_read_weight = 1;  // with this weight (1..1000)
+    // A replica lagging past either limit (0: no limit) stops taking reads; it takes them again
+    // once at or below both readmit marks (hysteresis: by default half the limit, never above it).
+    // The `_time` members are the `_ms` keys.
+    std::uint64_t max_lag_bytes = 16U * 1024 * 1024;
+    std::chrono::milliseconds max_lag_time{1000};
+    std::uint64_t readmit_lag_bytes = 8U * 1024 * 1024;
+    std::chrono::milliseconds readmit_lag_time{500};
+    no_fit_replica_policy no_fit_replica = no_fit_replica_policy::primary;
+    transaction_routing_policy transaction_routing = transaction_routing_policy::primary;
+    // Function names ("f" or "schema.f", as Postgres stores them): write_functions always run on
+    // the primary, whatever pg_proc says; read_only_functions may run on a replica even if
+    // volatile. No name is in both (router::function_catalog).
+    std::vector<std::string> write_functions;
+    std::vector<std::string> read_only_functions;
 };
 
 struct config {
@@ -102,6 +160,12 @@ struct config {
     std::uint32_t max_prepared_statements = 200;
     std::chrono::milliseconds server_backoff_initial{1000};
     std::chrono::milliseconds server_backoff_max{30000};
+    // Replica monitor: how often each replica's replay position and lag are polled, and how long
+    // one poll may take before the replica counts as unfit.
+    std::chrono::milliseconds replica_check_interval{250};
+    std::chrono::milliseconds replica_check_timeout{1000};
+    // How often each database's volatile functions are read again from pg_proc.
+    std::chrono::milliseconds function_catalog_refresh{60000};
     // The admin console (database "shardgate", admin.hpp): users in [users] who may run every
     // command, and users who may only SHOW.
     std::vector<std::string> admin_users;
@@ -115,6 +179,9 @@ struct config {
 
 // The pool settings for (database, user): user > database > global > built-in defaults.
 resolved_pool resolve_pool(const config& c, const database_config& d, const user_config& u);
+
+// The read consistency for (database, user): user > database > session (the default).
+router::consistency_mode resolve_consistency(const database_config& d, const user_config& u);
 
 // Thrown by load_config with "file:line: what is wrong".
 class config_error : public std::runtime_error {

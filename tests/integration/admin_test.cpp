@@ -194,6 +194,8 @@ TEST_CASE("SHOW CONFIG, DATABASES, VERSION and HELP through psql") {
     CHECK(o.find("checkout_timeout_ms|7000|120000|yes") != std::string::npos);
     CHECK(o.find("listen_port|" + std::to_string(f.sg->port()) + "|6432|no") != std::string::npos);
     CHECK(o.find("admin_users|alice||yes") != std::string::npos);
+    CHECK(o.find("replica_check_interval_ms|250|250|yes") != std::string::npos);
+    CHECK(o.find("function_catalog_refresh_ms|60000|60000|yes") != std::string::npos);
     CHECK(o.find("name|host|port|database|force_user|pool_size|min_pool_size|reserve_pool|"
                  "server_lifetime|pool_mode|") != std::string::npos);
     CHECK(o.find("app|127.0.0.1|" + std::to_string(f.pg().port()) +

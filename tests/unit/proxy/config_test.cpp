@@ -284,3 +284,290 @@ TEST_CASE("transaction_pinning: pin (default) or refuse") {
     CHECK(error_of(std::string("[shardgate]\ntransaction_pinning = \"maybe\"\n") + minimal) ==
           "test.toml:2: 'shardgate.transaction_pinning': must be pin or refuse, not 'maybe'");
 }
+
+// ---------------------------------------------------------------- read/write splitting
+
+namespace {
+
+using shardgate::router::consistency_mode;
+
+// A database with a primary on 5432 and `extra` after its keys, then the user alice.
+std::string with_db(const std::string& extra) {
+    return "[databases.app]\nport = 5432\n" + extra + "\n[users.alice]\npassword = \"secret\"\n";
+}
+
+}  // namespace
+
+TEST_CASE("read/write split: defaults without replicas") {
+    auto c = parse_config(minimal, "test.toml");
+    CHECK(c->replica_check_interval.count() == 250);
+    CHECK(c->replica_check_timeout.count() == 1000);
+    CHECK(c->function_catalog_refresh.count() == 60000);
+    const auto& db = c->databases.at("app");
+    CHECK(db.replicas.empty());
+    CHECK_FALSE(db.read_write_split);
+    CHECK_FALSE(db.consistency.has_value());
+    CHECK(db.load_balance == load_balance_policy::round_robin);
+    CHECK_FALSE(db.primary_reads);
+    CHECK(db.primary_read_weight == 1);
+    CHECK(db.max_lag_bytes == 16777216);
+    CHECK(db.max_lag_time.count() == 1000);
+    CHECK(db.readmit_lag_bytes == 8388608);  // half the limit
+    CHECK(db.readmit_lag_time.count() == 500);
+    CHECK(db.no_fit_replica == no_fit_replica_policy::primary);
+    CHECK(db.transaction_routing == transaction_routing_policy::primary);
+    CHECK(db.write_functions.empty());
+    CHECK(db.read_only_functions.empty());
+    CHECK_FALSE(c->users.at("alice").consistency.has_value());
+    CHECK(resolve_consistency(db, c->users.at("alice")) == consistency_mode::session);
+}
+
+TEST_CASE("read/write split: listing replicas turns it on; replica defaults") {
+    auto c = parse_config(with_db("replicas = [{ host = \"10.0.0.2\" }]"), "test.toml");
+    const auto& db = c->databases.at("app");
+    REQUIRE(db.replicas.size() == 1);
+    CHECK(db.replicas[0].host == "10.0.0.2");
+    CHECK(db.replicas[0].port == 5432);  // another host: the same port is no clash
+    CHECK(db.replicas[0].weight == 1);
+    CHECK(db.replicas[0].zone.empty());
+    CHECK(db.read_write_split);
+    auto off = parse_config(
+        with_db("replicas = [{ host = \"10.0.0.2\" }]\nread_write_split = false"), "test.toml");
+    CHECK_FALSE(off->databases.at("app").read_write_split);
+    CHECK(off->databases.at("app").replicas.size() == 1);
+    auto empty = parse_config(with_db("replicas = []"), "test.toml");
+    CHECK(empty->databases.at("app").replicas.empty());
+    CHECK_FALSE(empty->databases.at("app").read_write_split);
+}
+
+TEST_CASE("read/write split: every key is read") {
+    auto c = parse_config(R"([shardgate]
+replica_check_interval_ms = 100
+replica_check_timeout_ms = 300
+function_catalog_refresh_ms = 5000
+[databases.app]
+host = "127.0.0.1"
+port = 5432
+replicas = [ { host = "127.0.0.1", port = 5433, weight = 3, zone = "a" }, { host = "127.0.0.1", port = 5434 } ]
+read_write_split = true
+consistency = "eventual"
+load_balance = "weighted"
+primary_reads = true
+primary_read_weight = 2
+max_lag_bytes = 1000
+max_lag_ms = 200
+readmit_lag_bytes = 100
+readmit_lag_ms = 20
+no_fit_replica = "error"
+transaction_routing = "first_statement"
+write_functions = ["audit_log", "app.bump"]
+read_only_functions = ["my_lookup"]
+[users.alice]
+password = "secret"
+consistency = "primary"
+[users.bob]
+password = "secret"
+)",
+                          "test.toml");
+    CHECK(c->replica_check_interval.count() == 100);
+    CHECK(c->replica_check_timeout.count() == 300);
+    CHECK(c->function_catalog_refresh.count() == 5000);
+    const auto& db = c->databases.at("app");
+    REQUIRE(db.replicas.size() == 2);
+    CHECK(db.replicas[0].host == "127.0.0.1");
+    CHECK(db.replicas[0].port == 5433);
+    CHECK(db.replicas[0].weight == 3);
+    CHECK(db.replicas[0].zone == "a");
+    CHECK(db.replicas[1].port == 5434);
+    CHECK(db.replicas[1].weight == 1);
+    CHECK(db.read_write_split);
+    CHECK(db.consistency == consistency_mode::eventual);
+    CHECK(db.load_balance == load_balance_policy::weighted);
+    CHECK(db.primary_reads);
+    CHECK(db.primary_read_weight == 2);
+    CHECK(db.max_lag_bytes == 1000);
+    CHECK(db.max_lag_time.count() == 200);
+    CHECK(db.readmit_lag_bytes == 100);
+    CHECK(db.readmit_lag_time.count() == 20);
+    CHECK(db.no_fit_replica == no_fit_replica_policy::error);
+    CHECK(db.transaction_routing == transaction_routing_policy::first_statement);
+    CHECK(db.write_functions == std::vector<std::string>{"audit_log", "app.bump"});
+    CHECK(db.read_only_functions == std::vector<std::string>{"my_lookup"});
+    CHECK(c->users.at("alice").consistency == consistency_mode::primary);
+    // user > database > session
+    CHECK(resolve_consistency(db, c->users.at("alice")) == consistency_mode::primary);
+    CHECK(resolve_consistency(db, c->users.at("bob")) == consistency_mode::eventual);
+    for (const auto& [name, value] :
+         {std::pair{"round_robin", load_balance_policy::round_robin},
+          std::pair{"least_connections", load_balance_policy::least_connections},
+          std::pair{"weighted", load_balance_policy::weighted},
+          std::pair{"least_latency", load_balance_policy::least_latency}}) {
+        auto lb = parse_config(with_db("load_balance = \"" + std::string(name) + "\""), "t.toml");
+        CHECK(lb->databases.at("app").load_balance == value);
+        CHECK(to_string(value) == name);
+    }
+    auto sess = parse_config(with_db("consistency = \"session\""), "test.toml");
+    CHECK(sess->databases.at("app").consistency == consistency_mode::session);
+    CHECK(to_string(no_fit_replica_policy::error) == "error");
+    CHECK(to_string(transaction_routing_policy::first_statement) == "first_statement");
+}
+
+TEST_CASE("read/write split: replicas as an array of tables") {
+    auto c = parse_config(R"([databases.app]
+port = 5432
+load_balance = "weighted"
+[[databases.app.replicas]]
+host = "replica-a.internal"
+weight = 5
+zone = "eu-1a"
+[[databases.app.replicas]]
+host = "replica-b.internal"
+port = 6432
+[users.alice]
+password = "secret"
+)",
+                          "test.toml");
+    const auto& db = c->databases.at("app");
+    CHECK(db.load_balance == load_balance_policy::weighted);
+    REQUIRE(db.replicas.size() == 2);
+    CHECK(db.replicas[0].host == "replica-a.internal");
+    CHECK(db.replicas[0].port == 5432);
+    CHECK(db.replicas[0].weight == 5);
+    CHECK(db.replicas[0].zone == "eu-1a");
+    CHECK(db.replicas[1].host == "replica-b.internal");
+    CHECK(db.replicas[1].port == 6432);
+    CHECK(db.read_write_split);
+}
+
+TEST_CASE("read/write split: readmit marks default to half the limits; 0 is no limit") {
+    auto c = parse_config(with_db("max_lag_bytes = 1001\nmax_lag_ms = 301"), "test.toml");
+    CHECK(c->databases.at("app").readmit_lag_bytes == 500);
+    CHECK(c->databases.at("app").readmit_lag_time.count() == 150);
+    auto none = parse_config(with_db("max_lag_bytes = 0\nmax_lag_ms = 0"), "test.toml");
+    CHECK(none->databases.at("app").max_lag_bytes == 0);
+    CHECK(none->databases.at("app").readmit_lag_bytes == 0);
+    CHECK(none->databases.at("app").readmit_lag_time.count() == 0);
+    // A mark equal to the limit is allowed (no hysteresis).
+    auto equal = parse_config(with_db("max_lag_ms = 300\nreadmit_lag_ms = 300"), "test.toml");
+    CHECK(equal->databases.at("app").readmit_lag_time.count() == 300);
+}
+
+TEST_CASE("read/write split: replica mistakes are reported with their line") {
+    CHECK(error_of(with_db("replicas = 5")) ==
+          "test.toml:3: 'databases.app.replicas' must be an array of tables, like "
+          "[{ host = \"10.0.0.2\", port = 5432 }]");
+    CHECK(error_of(with_db("replicas = [\n  { host = \"a\" },\n  \"b\",\n]")) ==
+          "test.toml:5: 'databases.app.replicas' must be an array of tables, like "
+          "[{ host = \"10.0.0.2\", port = 5432 }]");
+    CHECK(error_of(with_db("replicas = [{ port = 5433 }]")) ==
+          "test.toml:3: 'databases.app.replicas[0].host': is required");
+    CHECK(error_of(with_db("replicas = [{ host = \"\" }]")) ==
+          "test.toml:3: 'databases.app.replicas[0].host': must not be empty");
+    CHECK(error_of(with_db("replicas = [{ host = 5 }]")) ==
+          "test.toml:3: 'databases.app.replicas[0].host' must be a string");
+    CHECK(error_of(with_db("replicas = [{ host = \"a\" },\n{ host = \"b\", port = 0 }]")) ==
+          "test.toml:4: 'databases.app.replicas[1].port' must be between 1 and 65535, not 0");
+    CHECK(error_of(with_db("replicas = [{ host = \"a\", port = 65536 }]")) ==
+          "test.toml:3: 'databases.app.replicas[0].port' must be between 1 and 65535, not 65536");
+    CHECK(error_of(with_db("replicas = [{ host = \"a\", weight = 0 }]")) ==
+          "test.toml:3: 'databases.app.replicas[0].weight' must be between 1 and 1000, not 0");
+    CHECK(error_of(with_db("replicas = [{ host = \"a\", weight = 1001 }]")) ==
+          "test.toml:3: 'databases.app.replicas[0].weight' must be between 1 and 1000, not 1001");
+    CHECK(error_of(with_db("replicas = [{ host = \"a\", zone = 1 }]")) ==
+          "test.toml:3: 'databases.app.replicas[0].zone' must be a string");
+    CHECK(error_of(with_db("replicas = [{ host = \"a\", wieght = 2 }]")) ==
+          "test.toml:3: unknown setting 'databases.app.replicas[0].wieght'");
+    // No two servers of a database share host:port (host names compare case-insensitively).
+    CHECK(error_of(with_db("host = \"DB1\"\nreplicas = [{ host = \"db1\" }]")) ==
+          "test.toml:4: 'databases.app.replicas[0]': db1:5432 is the primary");
+    CHECK(error_of(with_db("replicas = [\n  { host = \"a\", port = 5433 },\n  { host = \"b\" },\n"
+                           "  { host = \"a\", port = 5433 },\n]")) ==
+          "test.toml:6: 'databases.app.replicas[2]': a:5433 is listed twice (also replicas[0])");
+    CHECK(error_of("[databases.app]\nport = 5432\n[[databases.app.replicas]]\nhost = \"a\"\n"
+                   "[[databases.app.replicas]]\nhost = \"a\"\n[users.alice]\npassword = \"x\"\n") ==
+          "test.toml:5: 'databases.app.replicas[1]': a:5432 is listed twice (also replicas[0])");
+    CHECK(error_of("[databases.app]\nport = 5432\n[databases.app.replicas]\nhost = \"a\"\n"
+                   "[users.alice]\npassword = \"x\"\n") ==
+          "test.toml:3: 'databases.app.replicas' must be an array of tables, like "
+          "[{ host = \"10.0.0.2\", port = 5432 }]");
+}
+
+TEST_CASE("read/write split: setting mistakes are reported with their line") {
+    CHECK(error_of(with_db("read_write_split = true")) ==
+          "test.toml:3: 'databases.app.read_write_split': needs replicas (none are listed)");
+    CHECK(error_of(with_db("read_write_split = \"yes\"")) ==
+          "test.toml:3: 'databases.app.read_write_split' must be true or false");
+    CHECK(error_of(with_db("consistency = \"strong\"")) ==
+          "test.toml:3: 'databases.app.consistency': must be one of eventual, session, primary, "
+          "not 'strong'");
+    CHECK(error_of(with_db("consistency = \"Session\"")) ==
+          "test.toml:3: 'databases.app.consistency': must be one of eventual, session, primary, "
+          "not 'Session'");
+    CHECK(error_of(std::string(minimal) + "consistency = \"causal\"\n") ==
+          "test.toml:5: 'users.alice.consistency': must be one of eventual, session, primary, "
+          "not 'causal'");
+    CHECK(error_of(with_db("load_balance = \"random\"")) ==
+          "test.toml:3: 'databases.app.load_balance': must be one of round_robin, "
+          "least_connections, weighted, least_latency, not 'random'");
+    CHECK(error_of(with_db("load_balance = 1")) ==
+          "test.toml:3: 'databases.app.load_balance' must be a string");
+    CHECK(error_of(with_db("primary_reads = 1")) ==
+          "test.toml:3: 'databases.app.primary_reads' must be true or false");
+    CHECK(error_of(with_db("primary_read_weight = 0")) ==
+          "test.toml:3: 'databases.app.primary_read_weight' must be between 1 and 1000, not 0");
+    CHECK(error_of(with_db("no_fit_replica = \"wait\"")) ==
+          "test.toml:3: 'databases.app.no_fit_replica': must be one of primary, error, not "
+          "'wait'");
+    CHECK(error_of(with_db("transaction_routing = \"auto\"")) ==
+          "test.toml:3: 'databases.app.transaction_routing': must be one of primary, "
+          "first_statement, not 'auto'");
+    CHECK(error_of(with_db("max_lag_bytes = -1")) ==
+          "test.toml:3: 'databases.app.max_lag_bytes' must be between 0 and 1125899906842624, "
+          "not -1");
+    CHECK(error_of(with_db("max_lag_ms = 86400001")) ==
+          "test.toml:3: 'databases.app.max_lag_ms' must be between 0 and 86400000, not 86400001");
+    CHECK(error_of(with_db("max_lag_bytes = 1000\nreadmit_lag_bytes = 1001")) ==
+          "test.toml:4: 'databases.app.readmit_lag_bytes': must not be greater than max_lag_bytes "
+          "(1000), not 1001");
+    CHECK(error_of(with_db("readmit_lag_ms = 1001")) ==
+          "test.toml:3: 'databases.app.readmit_lag_ms': must not be greater than max_lag_ms "
+          "(1000), not 1001");
+    CHECK(error_of(with_db("max_lag_ms = 0\nreadmit_lag_ms = 10")) ==
+          "test.toml:4: 'databases.app.readmit_lag_ms': has no effect with max_lag_ms = 0 (no "
+          "limit); remove it or set a limit");
+    CHECK(error_of(with_db("write_functions = \"audit_log\"")) ==
+          "test.toml:3: 'databases.app.write_functions' must be an array of strings");
+    CHECK(error_of(with_db("write_functions = [\n  \"ok\",\n  \"a..b\",\n]")) ==
+          "test.toml:5: 'databases.app.write_functions': 'a..b' is not a function name (f or "
+          "schema.f)");
+    for (const char* bad : {"", ".f", "s.", "a.b.c"}) {
+        CHECK(error_of(with_db("read_only_functions = [\"" + std::string(bad) + "\"]")) ==
+              "test.toml:3: 'databases.app.read_only_functions': '" + std::string(bad) +
+                  "' is not a function name (f or schema.f)");
+    }
+    CHECK(error_of(with_db("write_functions = [\"f\"]\nread_only_functions = [\"g\",\n\"f\"]")) ==
+          "test.toml:5: 'databases.app.read_only_functions': 'f' is also in write_functions");
+}
+
+TEST_CASE("replica monitor and function catalog keys: bounds") {
+    auto lo = parse_config(std::string("[shardgate]\nreplica_check_interval_ms = 10\n"
+                                       "replica_check_timeout_ms = 10\n"
+                                       "function_catalog_refresh_ms = 100\n") +
+                               minimal,
+                           "test.toml");
+    CHECK(lo->replica_check_interval.count() == 10);
+    CHECK(lo->replica_check_timeout.count() == 10);
+    CHECK(lo->function_catalog_refresh.count() == 100);
+    CHECK(error_of(std::string("[shardgate]\nreplica_check_interval_ms = 9\n") + minimal) ==
+          "test.toml:2: 'shardgate.replica_check_interval_ms' must be between 10 and 60000, not 9");
+    CHECK(error_of(std::string("[shardgate]\nreplica_check_interval_ms = 60001\n") + minimal) ==
+          "test.toml:2: 'shardgate.replica_check_interval_ms' must be between 10 and 60000, not "
+          "60001");
+    CHECK(error_of(std::string("[shardgate]\nreplica_check_timeout_ms = 0\n") + minimal) ==
+          "test.toml:2: 'shardgate.replica_check_timeout_ms' must be between 10 and 600000, not 0");
+    CHECK(error_of(std::string("[shardgate]\nfunction_catalog_refresh_ms = 99\n") + minimal) ==
+          "test.toml:2: 'shardgate.function_catalog_refresh_ms' must be between 100 and 86400000, "
+          "not 99");
+    CHECK(error_of(std::string("[shardgate]\nconsistency = \"eventual\"\n") + minimal) ==
+          "test.toml:2: unknown setting 'shardgate.consistency'");
+}
