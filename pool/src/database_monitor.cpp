@@ -180,7 +180,9 @@ void database_monitor::record_reply(std::size_t i, const probe_reply& reply) {
         }
         if (!health_.report().primary_reachable && health_.report().primary_failures != 0)
             spdlog::info("replica monitor: {} reachable again", describe(i));
-        health_.observe_primary(now, *lsn);
+        // As of when the query was sent: an LSN a commit reported before then is at most this
+        // (read-your-writes relies on it), and lag in time errs by a round trip at most.
+        health_.observe_primary(now - reply.rtt, *lsn);
         return;
     }
     auto sample = decode_replica_row(reply.row);

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "monitor_probe.hpp"
+#include "shardgate/pool/probe.hpp"
 #include "shardgate/pool/replica_health.hpp"
 #include "shardgate/pool/replica_monitor.hpp"
 #include "shardgate/pool/server_login.hpp"

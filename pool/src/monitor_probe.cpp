@@ -1,6 +1,6 @@
 // Monitor check queries: simple Query out, rows and errors in, bounded by a deadline.
 // Message flow: https://www.postgresql.org/docs/15/protocol-flow.html#id-1.10.6.7.4
-#include "monitor_probe.hpp"
+#include "shardgate/pool/probe.hpp"
 
 #include "shardgate/protocol/backend.hpp"
 #include "shardgate/protocol/frontend.hpp"

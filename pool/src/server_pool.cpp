@@ -2,6 +2,10 @@
 // warm-up and backoff. See server_pool.hpp.
 #include "shardgate/pool/server_pool.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -201,6 +205,13 @@ awaitable<checkout_result> server_pool::checkout(
             if (!c) continue;        // woken to look again (a slot freed, time passed)
         }
         c->stream.rebind(ex);
+        if (!c->stream.is_tls() && closed_by_server(c->stream.socket())) {
+            // The server went away while it sat idle (restarted, killed, terminated): one
+            // non-blocking peek finds that before a client's query would.
+            spdlog::info("pool {}: server connection {} was closed by the server", name_, c->id);
+            discard(std::move(c));
+            continue;
+        }
         const auto idle_for = steady::now() - c->last_used;
         if (idle_for >= s_.server_check_delay) {
             // A cheap round trip: an empty query answers EmptyQueryResponse + ReadyForQuery.
@@ -216,6 +227,14 @@ awaitable<checkout_result> server_pool::checkout(
         }
         co_return checkout_result{std::move(c), {}, {}, {}};
     }
+}
+
+bool server_pool::closed_by_server(tcp::socket& s) {
+    // An idle connection has nothing to read: end of stream or bytes (a FATAL before the
+    // server closed) both mean it is gone.
+    char b = 0;
+    const auto n = ::recv(s.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || n == 1 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
 awaitable<checkout_result> server_pool::open_new(

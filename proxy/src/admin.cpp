@@ -83,7 +83,8 @@ admin_access console_access(const config& c, std::string_view user) {
 }
 
 const std::vector<std::string_view>& admin_show_subjects() {
-    static const std::vector<std::string_view> s{"help", "pools", "databases", "config", "version"};
+    static const std::vector<std::string_view> s{"help",    "pools",    "databases", "config",
+                                                 "version", "replicas", "routes",    "parse_cache"};
     return s;
 }
 

@@ -177,6 +177,85 @@ void show_config(pr::write_buffer& out, proxy_context& ctx) {
     t.encode(out);
 }
 
+// Every server of every database that splits reads: health as the monitor saw it last.
+void show_replicas(pr::write_buffer& out, proxy_context& ctx) {
+    table t;
+    t.text("database").text("host").number("port").text("role").text("state");
+    t.number("weight").text("zone").number("lag_bytes").number("lag_ms").text("replay_lsn");
+    t.number("rtt_us").number("checks").number("failures").number("bans").text("last_error");
+    const auto cfg = ctx.live_config();
+    for (const auto& [name, db] : cfg->databases) {
+        const auto sd = ctx.pools->split(name);
+        if (!sd) continue;
+        const auto snap = sd->health();
+        const auto* h = snap ? &snap->health : nullptr;
+        const bool up = h != nullptr && h->primary_reachable;
+        t.row({name, db.host, num(db.port), "primary",
+               std::string(h == nullptr || !h->primary_known ? "unknown"
+                           : up                              ? "up"
+                                                             : "down"),
+               std::nullopt, std::nullopt, num(0), num(0),
+               h != nullptr ? cell(pool::format_lsn(h->primary_lsn)) : std::nullopt, std::nullopt,
+               std::nullopt, h != nullptr ? num(h->primary_failures) : std::nullopt, std::nullopt,
+               h != nullptr && !h->primary_error.empty() ? cell(h->primary_error) : std::nullopt});
+        for (std::size_t i = 0; i < sd->replica_count(); ++i) {
+            const auto& r = sd->replica(i);
+            if (h == nullptr || i >= h->replicas.size()) {
+                t.row({name, r.host, num(r.port), "replica", std::string("unknown"), num(r.weight),
+                       r.zone.empty() ? std::nullopt : cell(r.zone), std::nullopt, std::nullopt,
+                       std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+                       std::nullopt});
+                continue;
+            }
+            const auto& s = h->replicas[i];
+            t.row({name, r.host, num(r.port), "replica", std::string(pool::to_string(s.state)),
+                   num(r.weight), r.zone.empty() ? std::nullopt : cell(r.zone), num(s.lag_bytes),
+                   num(s.lag_ms.count()), pool::format_lsn(s.replay_lsn), num(s.rtt_ewma.count()),
+                   num(s.checks), num(s.failures), num(s.bans),
+                   s.last_error.empty() ? std::nullopt : cell(s.last_error)});
+        }
+    }
+    t.encode(out);
+}
+
+// Where transactions went, per database and server.
+void show_routes(pr::write_buffer& out, proxy_context& ctx) {
+    table t;
+    t.text("database").text("host").number("port").text("role").number("reads");
+    t.number("writes").number("reads_for_lag").number("reads_for_consistency");
+    t.number("fallbacks");
+    const auto cfg = ctx.live_config();
+    auto row = [&t](const std::string& db, const std::string& host, std::uint16_t port,
+                    const char* role, const route_counters& c) {
+        t.row({db, host, num(port), std::string(role), num(c.reads.load()), num(c.writes.load()),
+               num(c.reads_for_lag.load()), num(c.reads_for_consistency.load()),
+               num(c.fallbacks.load())});
+    };
+    for (const auto& [name, db] : cfg->databases) {
+        const auto sd = ctx.pools->split(name);
+        if (!sd) continue;
+        row(name, db.host, db.port, "primary", sd->counters(std::nullopt));
+        for (std::size_t i = 0; i < sd->replica_count(); ++i)
+            row(name, sd->replica(i).host, sd->replica(i).port, "replica", sd->counters(i));
+    }
+    t.encode(out);
+}
+
+// The statement classifiers' shape cache, over all threads.
+void show_parse_cache(pr::write_buffer& out) {
+    const auto& p = parse_cache();
+    const auto hits = p.hits.load();
+    const auto misses = p.misses.load();
+    table t;
+    t.number("hits").number("misses").text("hit_rate").number("entries").number("evictions");
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%.4f",
+                  hits + misses == 0 ? 0.0 : static_cast<double>(hits) / (hits + misses));
+    t.row({num(hits), num(misses), std::string(rate), num(p.entries.load()),
+           num(p.evictions.load())});
+    t.encode(out);
+}
+
 void show_version(pr::write_buffer& out) {
     table t;
     t.text("version");
@@ -212,6 +291,12 @@ void encode_show(pr::write_buffer& out, proxy_context& ctx, std::string_view sub
         show_config(out, ctx);
     } else if (subject == "version") {
         show_version(out);
+    } else if (subject == "replicas") {
+        show_replicas(out, ctx);
+    } else if (subject == "routes") {
+        show_routes(out, ctx);
+    } else if (subject == "parse_cache") {
+        show_parse_cache(out);
     } else {
         show_help(out);
     }

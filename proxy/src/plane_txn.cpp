@@ -144,8 +144,7 @@ bool txn_plane_link::process_client() {
 }
 
 bool txn_plane_link::attach_parked() {
-    auto srv =
-        plane_.servers().take(s_.pool_->pool.get(), std::string_view(s_.current_session_key()));
+    auto srv = plane_.servers().take(&s_.conn_pool(), std::string_view(s_.current_session_key()));
     if (!srv) return false;
     server_ = std::move(srv);
     server_->user = this;
@@ -157,7 +156,7 @@ bool txn_plane_link::attach_parked() {
 void txn_plane_link::start_acquire() {
     acquiring_ = true;
     // Ours that do not fit go back, so the pool can hand them out again or replace them.
-    plane_.servers().release_pool(s_.pool_->pool.get());
+    plane_.servers().release_pool(&s_.conn_pool());
     refresh_interest();
     s_.plane_request_ = client_session::plane_request::acquire;
     wake_session();
@@ -166,7 +165,8 @@ void txn_plane_link::start_acquire() {
 void txn_plane_link::acquired(bool ok, tcp proto, int fd) {
     acquiring_ = false;
     if (ok && fd >= 0) {
-        server_ = std::make_shared<plane_server>(plane_, s_.pool_->pool, proto, fd);
+        server_ =
+            std::make_shared<plane_server>(plane_, s_.conn_pool().shared_from_this(), proto, fd);
         server_->user = this;
         s_.plane_server_fd_ = -1;
     }

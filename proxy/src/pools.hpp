@@ -14,6 +14,7 @@
 
 #include "config.hpp"
 #include "io.hpp"
+#include "read_split.hpp"
 #include "shardgate/pool/server_pool.hpp"
 
 namespace shardgate::proxy {
@@ -22,7 +23,12 @@ struct pool_entry {
     std::string database;
     std::string user;
     resolved_pool cfg;
-    std::shared_ptr<pool::server_pool> pool;
+    std::shared_ptr<pool::server_pool> pool;  // the primary's
+    // read_write_split: one pool per replica (configuration order) and the database's
+    // splitting state; empty / null otherwise.
+    std::vector<std::shared_ptr<pool::server_pool>> replicas;
+    std::shared_ptr<split_database> split;
+    router::consistency_mode consistency = router::consistency_mode::session;
     std::atomic<std::uint32_t> clients{0};  // sessions logged in to this pool (SHOW POOLS)
 
     // SCRAM keys recovered from a client's proof: how a user known only by its verifier logs
@@ -83,8 +89,14 @@ class pool_registry {
     std::string resume(const std::string& database);
     [[nodiscard]] bool paused(const std::string& database);
 
+    // The splitting state of `database` (null when it does not split).
+    std::shared_ptr<split_database> split(const std::string& database);
+
   private:
     void schedule();
+    void start_monitor();  // (re)starts health checks for the databases that split
+    void refresh_catalogs();
+    awaitable<void> load_catalog(std::shared_ptr<split_database> db, pool::monitored_database m);
 
     std::shared_ptr<const config> cfg_;
     const std::map<std::string, std::unique_ptr<ssl::context>, std::less<>>& tls_;
@@ -95,6 +107,9 @@ class pool_registry {
     bool closed_ = false;
     bool paused_all_ = false;
     std::set<std::string, std::less<>> paused_;  // databases paused one by one
+    std::unique_ptr<pool::replica_monitor> monitor_;
+    std::map<std::string, std::shared_ptr<split_database>, std::less<>> splits_;
+    asio::steady_timer catalog_timer_;
 };
 
 }  // namespace shardgate::proxy

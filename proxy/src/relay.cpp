@@ -242,9 +242,9 @@ awaitable<void> client_session::release_server(bool reusable) {
         conn_->applied_key.clear();
     }
     if (reusable)
-        pool_->pool->checkin(std::move(conn_));
+        conn_pool().checkin(std::move(conn_));
     else
-        pool_->pool->discard(std::move(conn_));
+        conn_pool().discard(std::move(conn_));
 }
 
 awaitable<void> client_session::send_admin_shutdown() {

@@ -187,8 +187,36 @@ bool client_session::reset_tail(std::string_view sql, std::string& tail) const {
 }
 
 awaitable<bool> client_session::attach_server() {
-    auto res = co_await pool_->pool->checkout(client_.socket().get_executor());
+    pool::checkout_result res;
+    if (split_ && split_->no_fit_error) {
+        res.error_code = "57P03";  // cannot_connect_now, as a server that is not ready says
+        res.error_message = "no replica of database \"" + database_name_ +
+                            "\" is fit to take reads (no_fit_replica = \"error\")";
+    } else {
+        res = co_await conn_pool().checkout(client_.socket().get_executor());
+        if (!res.ok() && split_ && split_->replica) {
+            // The replica cannot be reached (the monitor will ban it): the primary serves.
+            spdlog::info("database {}: replica {}:{} unavailable ({}); reading from the primary",
+                         database_name_, pool_->split->replica(*split_->replica).host,
+                         pool_->split->replica(*split_->replica).port, res.error_message);
+            pool_->split->counters(split_->replica).fallbacks.fetch_add(1);
+            split_->replica.reset();
+            res = co_await conn_pool().checkout(client_.socket().get_executor());
+        } else if (!res.ok() && split_ && split_->replica_if_primary_down) {
+            // A read, and the primary is down: a fit replica serves it (availability first).
+            static const std::vector<std::uint32_t> none;
+            if (auto c = pool_->split->choose(0, none); c && !c->primary) {
+                split_->replica = c->replica;
+                pool_->split->counters(c->replica).fallbacks.fetch_add(1);
+                res = co_await conn_pool().checkout(client_.socket().get_executor());
+            }
+        }
+    }
     if (!res.ok()) {
+        if (split_ && split_->routed_first) {
+            split_->state = split_->before;  // nothing of it ran
+            split_->routed_first = false;
+        }
         // Not FATAL: the client may try again. Each reply it is owed (a Query, a Sync, a
         // function call among the messages now dropped) is an error + ReadyForQuery.
         const std::string msg = "shardgate: " + res.error_message;
@@ -217,11 +245,20 @@ awaitable<bool> client_session::attach_server() {
 }
 
 void client_session::on_server_attached() {
-    if (!cancel_slot_) cancel_slot_ = ctx_.cancels.slot_of(key_);
-    if (cancel_slot_)
-        cancel_slot_->point(conn_->key);
-    else
-        ctx_.cancels.set_target(key_, cancel_target{db_->host, db_->port, conn_->key});
+    if (split_) {
+        // The server changes host from transaction to transaction: the registry's lock.
+        const auto& host =
+            split_->replica ? pool_->split->replica(*split_->replica).host : db_->host;
+        const auto port =
+            split_->replica ? pool_->split->replica(*split_->replica).port : db_->port;
+        ctx_.cancels.set_target(key_, cancel_target{host, port, conn_->key});
+    } else {
+        if (!cancel_slot_) cancel_slot_ = ctx_.cancels.slot_of(key_);
+        if (cancel_slot_)
+            cancel_slot_->point(conn_->key);
+        else
+            ctx_.cancels.set_target(key_, cancel_target{db_->host, db_->port, conn_->key});
+    }
     mux_.attach(&conn_->prepared);
     ++attach_generation_;
     // Each attachment starts at a message boundary of the server's stream.
@@ -240,7 +277,7 @@ std::unique_ptr<server_conn> client_session::take_server() {
 }
 
 void client_session::detach_server() {
-    pool_->pool->checkin(take_server());
+    conn_pool().checkin(take_server());
 }
 
 const std::string& client_session::current_session_key() {
@@ -256,8 +293,10 @@ client_session::txn_step client_session::txn_client_messages() {
     // A server connection for the first complete message (the bytes wait in client_in_).
     if (!conn_) {
         const auto first = dec.feed(client_in_.pending());
-        if (first.status == pr::frame_status::ok && first.msg.type != 'X')
+        if (first.status == pr::frame_status::ok && first.msg.type != 'X') {
+            if (split_) split_route_start();
             return txn_step::need_server;
+        }
     }
     // Whole messages only: statements are renamed and replies re-sequenced per message.
     pr::frame_error err = pr::frame_error::none;
@@ -270,6 +309,7 @@ client_session::txn_step client_session::txn_client_messages() {
         if (f.status != pr::frame_status::ok) break;
         const char t = f.msg.type;
         tracker_.on_client(t);
+        if (split_) split_statement(t, f.msg.body);
         if (t == 'X') {
             client_in_.clear();  // Postgres reads nothing after Terminate
             break;
@@ -377,6 +417,7 @@ bool client_session::txn_server_bytes(std::span<const std::byte> chunk) {
         if (f.status != pr::frame_status::ok) break;
         if (f.msg.type == 'Z') {
             tracker_.on_ready(f.msg.body.empty() ? 'I' : static_cast<char>(f.msg.body[0]));
+            if (split_) split_ready(tracker_.txn_status());
             if (!pending_settings_.empty()) {
                 if (!pending_settings_failed_ && !pending_settings_unexecuted_ &&
                     tracker_.txn_status() == 'I')

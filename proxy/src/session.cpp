@@ -39,7 +39,7 @@ client_session::client_session(proxy_context& ctx, tcp::socket sock)
 
 client_session::~client_session() {
     ctx_.unwatch_idle(this);
-    if (conn_) pool_->pool->discard(std::move(conn_));  // a path that did not release it
+    if (conn_) conn_pool().discard(std::move(conn_));  // a path that did not release it
     if (pool_) pool_->clients.fetch_sub(1, std::memory_order_relaxed);
     if (key_issued_) ctx_.cancels.release(key_);
     ctx_.clients.fetch_sub(1, std::memory_order_relaxed);
@@ -124,6 +124,7 @@ awaitable<bool> client_session::login_to_server() {
     }
     pool_->clients.fetch_add(1, std::memory_order_relaxed);
     if (scram_keys_) pool_->learn_keys(*scram_keys_);
+    start_splitting();
     const bool txn = pool_->cfg.mode == pool_mode::transaction;
     if (txn) {
         // Transaction pooling: a login like an earlier one is greeted as that one was, and

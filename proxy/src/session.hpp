@@ -91,6 +91,18 @@ class client_session : public std::enable_shared_from_this<client_session> {
     awaitable<bool> read_auth_message(std::string& body);
     // session.cpp: a server connection from the pool, set up with the client's parameters.
     awaitable<bool> login_to_server();
+    // The pool conn_ belongs to: the primary's, or with read/write splitting the replica's the
+    // current transaction runs on.
+    pool::server_pool& conn_pool() {
+        return split_ && split_->replica ? *pool_->replicas[*split_->replica] : *pool_->pool;
+    }
+    // Read/write splitting (relay_split.cpp). At a transaction's start: routes its first
+    // statement and picks the server. For every later statement: keeps the routing state.
+    void start_splitting();  // at login, for a database that splits
+    void split_route_start();
+    void split_statement(char type, std::span<const std::byte> body);
+    void split_ready(char status);
+    router::route_decision split_route_text(std::string_view sql);
     // The client's startup parameters as settings (`options` split into its -c settings).
     [[nodiscard]] std::vector<std::pair<std::string, std::string>> startup_settings() const;
     // SELECT pg_catalog.set_config(name, value, false), ... for `settings`.
@@ -181,6 +193,7 @@ class client_session : public std::enable_shared_from_this<client_session> {
     bool pinned_ = false;  // session state on the server: keeps its connection to the end
     bool fatal_sent_ = false;
     bool server_tls_ = false;  // the pool's server connections use TLS (not for the data plane)
+    std::unique_ptr<split_session> split_;  // read/write splitting; null when not splitting
     bool server_pump_running_ = false;
     std::uint64_t attach_generation_ = 0;
     asio::steady_timer server_pump_done_;

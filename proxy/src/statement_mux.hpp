@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <span>
 #include <string>
@@ -69,6 +70,13 @@ class statement_mux {
     // answered: shardgate replied itself (CommandComplete, ReadyForQuery): no server reply.
     dealloc deallocate(std::string_view name, char txn_status, protocol::write_buffer& to_server,
                        protocol::write_buffer& to_client);
+    // The query text of the client's statement `name`; empty if there is none.
+    [[nodiscard]] std::string_view statement_text(const std::string& name) const {
+        auto it = statements_.find(name);
+        if (it == statements_.end()) return {};
+        const auto* p = reinterpret_cast<const char*>(it->second.key.data());
+        return {p, ::strnlen(p, it->second.key.size())};
+    }
     [[nodiscard]] bool has_statement(const std::string& name) const {
         return statements_.count(name) != 0;
     }

@@ -116,6 +116,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
     struct waiter;
     [[nodiscard]] std::uint32_t total_locked() const;
     steady::time_point expiry_for(steady::time_point created);
+    static bool closed_by_server(tcp::socket& s);
     void close_conn(std::unique_ptr<server_conn> c);  // not under the lock
     void give_or_idle_locked(std::unique_ptr<server_conn> c,
                              std::vector<std::unique_ptr<server_conn>>& to_close);

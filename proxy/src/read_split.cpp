@@ -1,0 +1,105 @@
+// Read/write splitting: replica choice by load-balancing policy, catalog and health access.
+#include "read_split.hpp"
+
+#include <random>
+
+namespace shardgate::proxy {
+
+parse_cache_totals& parse_cache() {
+    static parse_cache_totals t;
+    return t;
+}
+
+split_database::split_database(const database_config& db,
+                               std::shared_ptr<const pool::health_feed> feed)
+    : name_(db.name),
+      cfg_(db),
+      replicas_(db.replicas),
+      feed_(std::move(feed)),
+      replica_counters_(db.replicas.size()) {
+    for (const auto& f : db.write_functions)
+        configured_.add_write_function(f);
+    for (const auto& f : db.read_only_functions)
+        configured_.add_read_only_function(f);
+}
+
+std::shared_ptr<const pool::database_health> split_database::health() const {
+    return feed_ ? feed_->load() : nullptr;
+}
+
+std::shared_ptr<const router::function_catalog> split_database::catalog() const {
+    std::lock_guard lock(mu_);
+    return catalog_;
+}
+
+void split_database::set_catalog(std::shared_ptr<const router::function_catalog> c) {
+    std::lock_guard lock(mu_);
+    catalog_ = std::move(c);
+}
+
+std::optional<split_database::choice> split_database::choose(
+    std::uint64_t min_lsn, const std::vector<std::uint32_t>& active) {
+    const auto snap = health();
+    // Candidates: fit replicas that have replayed min_lsn; the primary too with primary_reads.
+    struct candidate {
+        bool primary;
+        std::size_t index;
+        std::uint32_t weight;
+    };
+    thread_local std::vector<candidate> c;
+    c.clear();
+    if (snap) {
+        const auto& h = snap->health;
+        for (std::size_t i = 0; i < replicas_.size() && i < h.replicas.size(); ++i) {
+            if (!h.fit(i)) continue;
+            if (min_lsn != 0 && !h.replayed_at_least(i, min_lsn)) continue;
+            c.push_back({false, i, replicas_[i].weight});
+        }
+    }
+    if (c.empty()) return std::nullopt;
+    if (cfg_.primary_reads) c.push_back({true, 0, cfg_.primary_read_weight});
+    const auto pick = [&](std::size_t k) { return choice{c[k].primary, c[k].index}; };
+    const auto n = next_.fetch_add(1, std::memory_order_relaxed);
+    switch (cfg_.load_balance) {
+        case load_balance_policy::round_robin:
+            return pick(n % c.size());
+        case load_balance_policy::weighted: {
+            std::uint64_t total = 0;
+            for (const auto& x : c)
+                total += x.weight;
+            thread_local std::minstd_rand rng{std::random_device{}()};
+            auto r = std::uniform_int_distribution<std::uint64_t>(0, total - 1)(rng);
+            for (std::size_t k = 0; k < c.size(); ++k) {
+                if (r < c[k].weight) return pick(k);
+                r -= c[k].weight;
+            }
+            return pick(c.size() - 1);
+        }
+        case load_balance_policy::least_connections: {
+            // Ties go round robin, so an idle cluster still spreads.
+            std::size_t best = n % c.size();
+            auto busy = [&](const candidate& x) {
+                return x.primary ? std::uint32_t{0}
+                                 : (x.index < active.size() ? active[x.index] : 0);
+            };
+            for (std::size_t k = 0; k < c.size(); ++k) {
+                const auto& x = c[(n + k) % c.size()];
+                if (busy(x) < busy(c[best])) best = (n + k) % c.size();
+            }
+            return pick(best);
+        }
+        case load_balance_policy::least_latency: {
+            std::size_t best = 0;
+            auto rtt = [&](const candidate& x) {
+                return x.primary ? std::chrono::microseconds::max()
+                                 : snap->health.replicas[x.index].rtt_ewma;
+            };
+            for (std::size_t k = 1; k < c.size(); ++k)
+                if (rtt(c[k]) < rtt(c[best])) best = k;
+            return pick(best);
+        }
+    }
+    return pick(0);
+}
+
+}  // namespace shardgate::proxy

@@ -1,0 +1,102 @@
+// Read/write splitting in the running proxy: per database, the replicas' pools and health,
+// the function catalog and routing stats; per client session, its routing state and the server
+// its current transaction runs on. The decisions are router/route.hpp's; this file carries
+// them out (which replica, which pool) and counts them.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "shardgate/pool/replica_monitor.hpp"
+#include "shardgate/pool/server_pool.hpp"
+#include "shardgate/router/route.hpp"
+
+namespace shardgate::proxy {
+
+// Routing counters of one server (the primary or a replica) of a database (SHOW ROUTES).
+struct route_counters {
+    std::atomic<std::uint64_t> reads{0};          // transactions routed as reads
+    std::atomic<std::uint64_t> writes{0};         // transactions routed as writes (primary only)
+    std::atomic<std::uint64_t> reads_for_lag{0};  // primary: no replica was fit
+    std::atomic<std::uint64_t> reads_for_consistency{0};  // primary: consistency / own writes
+    std::atomic<std::uint64_t> fallbacks{0};  // a replica could not be reached: elsewhere
+};
+
+// One database with replicas and read_write_split: shared by its pools (one per user).
+class split_database {
+  public:
+    split_database(const database_config& db, std::shared_ptr<const pool::health_feed> feed);
+
+    [[nodiscard]] const std::string& name() const { return name_; }
+    [[nodiscard]] std::size_t replica_count() const { return replicas_.size(); }
+    [[nodiscard]] const replica_config& replica(std::size_t i) const { return replicas_[i]; }
+    [[nodiscard]] std::shared_ptr<const pool::database_health> health() const;
+
+    // Which functions write; null until the catalog was read once (everything unknown is then
+    // treated as writing: see catalog()).
+    [[nodiscard]] std::shared_ptr<const router::function_catalog> catalog() const;
+    void set_catalog(std::shared_ptr<const router::function_catalog> c);
+    [[nodiscard]] const router::function_catalog& configured_only() const { return configured_; }
+
+    // A fit replica for a read that needs `min_lsn` replayed, by the load-balancing policy;
+    // nullopt: none (then the primary, or an error). `active(i)` is replica i's pool's active
+    // server connections (least_connections). With primary_reads, the result may be `primary`.
+    struct choice {
+        bool primary = false;
+        std::size_t replica = 0;
+    };
+    std::optional<choice> choose(std::uint64_t min_lsn, const std::vector<std::uint32_t>& active);
+
+    route_counters& counters(std::optional<std::size_t> replica) {
+        return replica ? replica_counters_[*replica] : primary_counters_;
+    }
+    [[nodiscard]] const database_config& config() const { return cfg_; }
+
+  private:
+    std::string name_;
+    database_config cfg_;  // a copy: the configuration may be replaced by a reload
+    std::vector<replica_config> replicas_;
+    std::shared_ptr<const pool::health_feed> feed_;
+    router::function_catalog configured_;  // write_functions / read_only_functions only
+    mutable std::mutex mu_;
+    std::shared_ptr<const router::function_catalog> catalog_;
+    std::atomic<std::uint64_t> next_{0};  // round robin / weighted
+    route_counters primary_counters_;
+    std::vector<route_counters> replica_counters_;
+};
+
+// The workers' classifiers (one per thread) report here every so often (SHOW PARSE_CACHE).
+struct parse_cache_totals {
+    std::atomic<std::uint64_t> hits{0};
+    std::atomic<std::uint64_t> misses{0};
+    std::atomic<std::uint64_t> evictions{0};
+    std::atomic<std::uint64_t> entries{0};  // summed over threads, as last reported
+};
+parse_cache_totals& parse_cache();
+
+// A client session's splitting state (only for databases that split).
+struct split_session {
+    router::session_routing_state state;
+    router::route_options options;
+    // The current transaction's server: nullopt the primary, else a replica index.
+    std::optional<std::size_t> replica;
+    bool routed_first = false;  // the transaction's first statement was routed at its start
+    bool no_fit_error = false;
+    // A read on the primary (no fit replica, or read-your-writes) that may run on a replica
+    // when the primary cannot be reached.
+    bool replica_if_primary_down = false;  // a read with no fit replica and no_fit_replica = "error"
+    // The state before the transaction's first statement was routed: put back when no server
+    // could be had for it (its statements never ran).
+    router::session_routing_state before;
+    // Read-your-writes: when the write whose LSN is pending committed.
+    std::optional<std::chrono::steady_clock::time_point> commit_at;
+};
+
+}  // namespace shardgate::proxy

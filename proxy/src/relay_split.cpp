@@ -1,0 +1,186 @@
+// Read/write splitting in a transaction-pooled session: each transaction's first statement
+// picks its server (router/route.hpp decides, read_split.hpp picks the replica); later
+// statements only keep the routing state (a transaction never changes server).
+#include <spdlog/spdlog.h>
+
+#include "session.hpp"
+#include "shardgate/protocol/frame.hpp"
+#include "shardgate/router/classify.hpp"
+
+namespace shardgate::proxy {
+namespace pr = shardgate::protocol;
+namespace rt = shardgate::router;
+namespace {
+
+std::pair<std::string_view, std::span<const std::byte>> cstring(std::span<const std::byte> body) {
+    const auto* p = reinterpret_cast<const char*>(body.data());
+    for (std::size_t i = 0; i < body.size(); ++i) {
+        if (p[i] == '\0') return {std::string_view(p, i), body.subspan(i + 1)};
+    }
+    return {{}, {}};
+}
+
+// Everything unknown writes until the database's catalog was read once.
+const rt::function_catalog& cautious_catalog() {
+    static const rt::function_catalog none;
+    return none;
+}
+
+}  // namespace
+
+void client_session::start_splitting() {
+    if (!pool_->split || pool_->cfg.mode != pool_mode::transaction) return;
+    split_ = std::make_unique<split_session>();
+    auto& st = split_->state;
+    st.startup.consistency = pool_->consistency;
+    st.session = st.startup;
+    split_->options.route_by_first_statement =
+        pool_->split->config().transaction_routing == transaction_routing_policy::first_statement;
+    for (const auto& [k, v] : startup_settings()) {
+        if (k.rfind("shardgate.", 0) == 0) rt::apply_startup_setting(st, k, v);
+    }
+}
+
+rt::route_decision client_session::split_route_text(std::string_view sql) {
+    auto& sp = *split_;
+    // Read-your-writes: the commit's LSN is at most the primary's position sampled after it.
+    if (sp.state.write_lsn_pending && sp.commit_at) {
+        // While the primary is down its last known position stands in (reads keep working
+        // on the replicas; one that replayed it may still miss a commit after that sample).
+        if (auto snap = pool_->split->health();
+            snap && snap->health.primary_known &&
+            (snap->health.primary_checked >= *sp.commit_at || !snap->health.primary_reachable)) {
+            rt::note_commit_lsn(sp.state, snap->health.primary_lsn);
+            sp.commit_at.reset();
+        }
+    }
+    // One classifier per thread; its counts reach SHOW PARSE_CACHE every 64 messages.
+    thread_local rt::classifier classifier;
+    thread_local rt::shape_cache_stats reported;
+    thread_local unsigned since_report = 0;
+    const auto& q = classifier.classify(sql);
+    if (++since_report == 64) {
+        since_report = 0;
+        const auto now = classifier.stats();
+        auto& t = parse_cache();
+        t.hits.fetch_add(now.hits - reported.hits, std::memory_order_relaxed);
+        t.misses.fetch_add(now.misses - reported.misses, std::memory_order_relaxed);
+        t.evictions.fetch_add(now.evictions - reported.evictions, std::memory_order_relaxed);
+        t.entries.fetch_add(now.size - reported.size, std::memory_order_relaxed);
+        reported = now;
+    }
+    const auto cat = pool_->split->catalog();
+    auto d = rt::route_query(q, cat ? *cat : cautious_catalog(), sp.state, sp.options);
+    if (!cat && d.target == rt::route_target::replica) {
+        // No catalog yet: a user function might write. Only function-free reads may go.
+        for (std::size_t i = 0; i < q.size(); ++i) {
+            for (const auto& f : q[i].functions) {
+                if (!rt::builtin_write_function(f)) d.target = rt::route_target::primary;
+            }
+        }
+    }
+    return d;
+}
+
+void client_session::split_route_start() {
+    auto& sp = *split_;
+    sp.replica.reset();
+    sp.routed_first = false;
+    sp.no_fit_error = false;
+    sp.replica_if_primary_down = false;
+    // The transaction's first statement: a Query, a Parse, or a Bind of a named statement.
+    const pr::frame_decoder dec(cfg_->max_message_size);
+    auto in = client_in_.pending();
+    std::string_view sql;
+    bool found = false;
+    for (auto f = dec.feed(in); f.status == pr::frame_status::ok && !found; f = dec.feed(in)) {
+        const char t = f.msg.type;
+        if (t == 'Q') {
+            sql = cstring(f.msg.body).first;
+            found = true;
+        } else if (t == 'P') {
+            sql = cstring(cstring(f.msg.body).second).first;
+            found = true;
+        } else if (t == 'B') {
+            const auto [portal, rest] = cstring(f.msg.body);
+            (void)portal;
+            sql = mux_.statement_text(std::string(cstring(rest).first));
+            found = !sql.empty();
+        } else if (t == 'S' || t == 'F' || t == 'X') {
+            break;
+        }
+        in = in.subspan(f.consumed);
+    }
+    auto& db = *pool_->split;
+    if (!found) return;  // the primary
+    sp.before = sp.state;
+    const auto d = split_route_text(sql);
+    sp.routed_first = true;
+    const bool read = d.target == rt::route_target::replica || d.target == rt::route_target::any;
+    sp.replica_if_primary_down = read || d.why == rt::route_reason::read_your_writes;
+    if (!read) {
+        auto& c = db.counters(std::nullopt);
+        if (d.why == rt::route_reason::read_your_writes ||
+            d.why == rt::route_reason::consistency_primary)
+            c.reads_for_consistency.fetch_add(1, std::memory_order_relaxed);
+        else if (d.writes)
+            c.writes.fetch_add(1, std::memory_order_relaxed);
+        else
+            c.reads.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    thread_local std::vector<std::uint32_t> active;
+    active.clear();
+    if (db.config().load_balance == load_balance_policy::least_connections) {
+        for (const auto& r : pool_->replicas)
+            active.push_back(r->stats().active);
+    }
+    const auto choice = db.choose(d.min_lsn, active);
+    if (choice && !choice->primary) {
+        sp.replica = choice->replica;
+        db.counters(choice->replica).reads.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    auto& c = db.counters(std::nullopt);
+    if (choice || d.target == rt::route_target::any) {
+        c.reads.fetch_add(1, std::memory_order_relaxed);
+    } else if (d.min_lsn != 0 && db.health() && db.health()->health.fit_count() > 0) {
+        c.reads_for_consistency.fetch_add(1, std::memory_order_relaxed);  // none replayed it
+    } else {
+        c.reads_for_lag.fetch_add(1, std::memory_order_relaxed);
+        if (db.config().no_fit_replica == no_fit_replica_policy::error) sp.no_fit_error = true;
+    }
+}
+
+void client_session::split_statement(char type, std::span<const std::byte> body) {
+    auto& sp = *split_;
+    if (type != 'Q' && type != 'P' && type != 'B') return;
+    if (sp.routed_first) {  // routed at the transaction's start
+        sp.routed_first = false;
+        return;
+    }
+    std::string_view sql;
+    if (type == 'Q') {
+        sql = cstring(body).first;
+    } else if (type == 'P') {
+        sql = cstring(cstring(body).second).first;
+    } else {
+        const auto [portal, rest] = cstring(body);
+        (void)portal;
+        const std::string name(cstring(rest).first);
+        if (name.empty()) return;  // the unnamed statement: routed at its Parse
+        sql = mux_.statement_text(name);
+        if (sql.empty()) return;
+    }
+    (void)split_route_text(sql);
+}
+
+void client_session::split_ready(char status) {
+    auto& sp = *split_;
+    rt::note_ready_for_query(sp.state, status,
+                             sp.replica ? rt::server_role::replica : rt::server_role::primary);
+    if (status == 'I' && sp.state.write_lsn_pending && !sp.commit_at)
+        sp.commit_at = std::chrono::steady_clock::now();
+}
+
+}  // namespace shardgate::proxy

@@ -1,0 +1,375 @@
+// Read/write splitting against a real primary and two streaming replicas: reads spread as each
+// load-balancing policy says, writes only on the primary, a replica paused past max_lag_* stops
+// taking reads within a monitor interval and takes them again once resumed, a replica killed
+// under read load, read-your-writes (session vs eventual), and the primary stopped and back.
+#include <doctest/doctest.h>
+#include <libpq-fe.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "shardgate/testsupport/testsupport.hpp"
+
+using namespace shardgate::testsupport;
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+using conn_ptr = std::unique_ptr<PGconn, void (*)(PGconn*)>;
+
+struct cluster {
+    pg_topology topo;
+    std::unique_ptr<shardgate_process> sg;
+
+    cluster() : topo(pg_topology::builder().replicas(2).build()) {
+        topo.create_role("alice", "secret");
+        topo.create_database("app", "alice");
+        primary().exec(
+            "CREATE TABLE kv(id bigserial PRIMARY KEY, v int NOT NULL); "
+            "GRANT ALL ON kv TO alice; GRANT ALL ON SEQUENCE kv_id_seq TO alice; "
+            "CREATE FUNCTION bump() RETURNS int LANGUAGE sql VOLATILE AS "
+            "'INSERT INTO kv(v) VALUES (0) RETURNING v'",
+            "app");
+        topo.wait_for_replicas_streaming();
+    }
+    pg_server& primary() { return topo.shard(0).primary(); }
+    pg_server& replica(int i) { return topo.shard(0).replica(i); }
+
+    // shardgate in front, with `db_extra` in [databases.app].
+    void start(const std::string& db_extra, const std::string& main_extra = "") {
+        sg.reset();
+        std::string toml =
+            "[shardgate]\nlisten_port = @PORT@\nworkers = 2\nadmin_users = [\"alice\"]\n"
+            "replica_check_interval_ms = 100\nreplica_check_timeout_ms = 300\n"
+            "server_backoff_initial_ms = 100\nserver_backoff_max_ms = 200\n"
+            "server_connect_timeout_ms = 1000\n" +
+            main_extra;
+        if (const char* e = std::getenv("SHARDGATE_TEST_RELAY_ENGINE"))
+            toml += std::string("relay_engine = \"") + e + "\"\n";
+        toml += "[databases.app]\nport = " + std::to_string(primary().port()) +
+                "\nserver_tls = \"disable\"\nreplicas = [{ host = \"127.0.0.1\", port = " +
+                std::to_string(replica(0).port()) + ", weight = 1 }, { host = \"127.0.0.1\", " +
+                "port = " + std::to_string(replica(1).port()) + ", weight = 3 }]\n" + db_extra +
+                "[users.alice]\npassword = \"secret\"\n";
+        sg = std::make_unique<shardgate_process>(shardgate_options{.config_toml = toml});
+        // Until the monitor has checked every replica once, reads go to the primary.
+        wait_for_states({"fit", "fit"}, 10s);
+    }
+    conn_ptr connect(const std::string& extra = "", const std::string& db = "app") const {
+        const std::string info = "host=127.0.0.1 port=" + std::to_string(sg->port()) +
+                                 " user=alice password=secret dbname=" + db +
+                                 " sslmode=disable connect_timeout=10 " + extra;
+        return {PQconnectdb(info.c_str()), PQfinish};
+    }
+    // The admin console's SHOW <what>: rows as column name -> value.
+    std::vector<std::map<std::string, std::string>> show(const std::string& what) const {
+        auto c = connect("", "shardgate");
+        std::vector<std::map<std::string, std::string>> rows;
+        PGresult* r = PQexec(c.get(), ("SHOW " + what).c_str());
+        for (int i = 0; i < PQntuples(r); ++i) {
+            std::map<std::string, std::string> row;
+            for (int j = 0; j < PQnfields(r); ++j)
+                row[PQfname(r, j)] = PQgetvalue(r, i, j);
+            rows.push_back(std::move(row));
+        }
+        PQclear(r);
+        return rows;
+    }
+    std::vector<std::string> replica_states() const {
+        std::vector<std::string> out;
+        for (auto& row : show("REPLICAS"))
+            if (row["role"] == "replica") out.push_back(row["state"]);
+        return out;
+    }
+    bool wait_for_states(const std::vector<std::string>& want, std::chrono::milliseconds limit) {
+        const auto until = clock_type::now() + limit;
+        while (clock_type::now() < until) {
+            if (replica_states() == want) return true;
+            std::this_thread::sleep_for(20ms);
+        }
+        return false;
+    }
+    // Reads routed to each server so far (SHOW ROUTES): primary, replica 1, replica 2.
+    std::vector<long long> routed_reads() const {
+        std::vector<long long> out;
+        for (auto& row : show("ROUTES"))
+            out.push_back(std::stoll(row["reads"]));
+        return out;
+    }
+    // Committed transactions in app on `s` (its backends for alice closed first, so their
+    // statistics are flushed).
+    long long commits(pg_server& s) {
+        // Not the monitor's (shardgate-monitor): a replica would be banned meanwhile.
+        s.exec(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'alice' AND "
+            "application_name NOT LIKE 'shardgate-%'");
+        std::this_thread::sleep_for(200ms);
+        return std::stoll(
+            s.query_value("SELECT xact_commit FROM pg_stat_database WHERE datname = 'app'"));
+    }
+    command_result pgbench(const work_dir& dir, std::vector<std::string> args) const {
+        std::vector<std::string> argv{"env",
+                                      "-i",
+                                      "PATH=/usr/bin:/bin",
+                                      "PGPASSWORD=secret",
+                                      "PGSSLMODE=disable",
+                                      (pg_bindir() / "pgbench").string(),
+                                      "-h",
+                                      "127.0.0.1",
+                                      "-p",
+                                      std::to_string(sg->port()),
+                                      "-U",
+                                      "alice"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        argv.push_back("app");
+        return run_command(argv, {.timeout = 120s, .cwd = dir.path()});
+    }
+};
+
+std::string value(PGconn* c, const std::string& sql) {
+    PGresult* r = PQexec(c, sql.c_str());
+    std::string out = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0
+                          ? std::string(PQgetvalue(r, 0, 0))
+                          : std::string("ERROR: ") + PQresultErrorMessage(r);
+    PQclear(r);
+    return out;
+}
+
+// The server a read ran on: its port (inet_server_port()).
+int server_port(PGconn* c) {
+    const auto v = value(c, "SELECT inet_server_port()");
+    return v.rfind("ERROR", 0) == 0 ? -1 : std::stoi(v);
+}
+
+long long processed(const command_result& r) {
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(r.output.find("number of failed transactions: 0 (0.000%)") != std::string::npos);
+    std::smatch m;
+    REQUIRE(std::regex_search(r.output, m,
+                              std::regex("number of transactions actually processed: ([0-9]+)")));
+    return std::stoll(m[1].str());
+}
+
+}  // namespace
+
+TEST_CASE("pgbench -S spreads over the replicas as each policy says; writes only on the primary") {
+    cluster c;
+    work_dir dir("pgbench");
+    {
+        const std::string init_info = c.primary().superuser_conninfo("app");
+        const auto init =
+            run_command({(pg_bindir() / "pgbench").string(), "-i", "-s", "1", "-q", init_info},
+                        {.timeout = 120s, .cwd = dir.path()});
+        REQUIRE(init.exit_code == 0);
+        c.primary().exec("GRANT ALL ON ALL TABLES IN SCHEMA public TO alice", "app");
+        c.topo.wait_for_replicas_streaming();
+    }
+    struct policy {
+        const char* name;
+        double min_share2, max_share2;  // replica 2's share of the replicas' reads
+    };
+    for (const policy p :
+         {policy{"round_robin", 0.40, 0.60}, policy{"weighted", 0.65, 0.85},
+          policy{"least_connections", 0.20, 0.80}, policy{"least_latency", 0.0, 1.0}}) {
+        CAPTURE(p.name);
+        c.start(std::string("load_balance = \"") + p.name + "\"\n");
+        const long long before[3] = {c.commits(c.primary()), c.commits(c.replica(0)),
+                                     c.commits(c.replica(1))};
+        const auto n = processed(c.pgbench(dir, {"-n", "-S", "-c", "8", "-j", "2", "-T", "3"}));
+        const long long delta[3] = {c.commits(c.primary()) - before[0],
+                                    c.commits(c.replica(0)) - before[1],
+                                    c.commits(c.replica(1)) - before[2]};
+        const auto routes = c.routed_reads();
+        MESSAGE(p.name << ": " << n << " transactions; xact_commit primary " << delta[0]
+                       << ", replica1 " << delta[1] << ", replica2 " << delta[2]
+                       << "; SHOW ROUTES reads " << routes[0] << "/" << routes[1] << "/"
+                       << routes[2]);
+        // pgbench's own few statements aside, reads ran on the replicas only.
+        CHECK(delta[0] < n / 50 + 20);
+        CHECK(delta[1] + delta[2] >= n * 95 / 100);
+        const double share2 = static_cast<double>(delta[2]) / (delta[1] + delta[2]);
+        CHECK(share2 >= p.min_share2);
+        CHECK(share2 <= p.max_share2);
+        CHECK(routes[1] + routes[2] >= n);
+    }
+    // Writes: pgbench's TPC-B-like script (reads and writes in transactions) never fails,
+    // which it would on a replica ("cannot execute UPDATE in a read-only transaction").
+    const auto before_primary = c.commits(c.primary());
+    c.start("");  // pooled connections were just terminated: a fresh shardgate
+    const auto n = processed(c.pgbench(dir, {"-n", "-c", "4", "-j", "2", "-T", "2"}));
+    CHECK(c.commits(c.primary()) - before_primary >= n);
+    // A volatile user function (from pg_proc) and nextval() make a SELECT a write (reads
+    // right after a write go to the primary in session consistency: eventual here).
+    c.start("consistency = \"eventual\"\n");
+    auto conn = c.connect();
+    for (int i = 0; i < 10; ++i) {
+        CHECK(server_port(conn.get()) != c.primary().port());
+        CHECK(value(conn.get(), "SELECT bump()") == "0");
+        CHECK(value(conn.get(), "SELECT nextval('kv_id_seq') > 0") == "t");
+        CHECK(value(conn.get(), "/* shardgate: role=primary */ SELECT inet_server_port()") ==
+              std::to_string(c.primary().port()));
+    }
+}
+
+TEST_CASE("a replica paused past max_lag_bytes stops taking reads within a monitor interval") {
+    cluster c;
+    c.start("load_balance = \"round_robin\"\nmax_lag_bytes = 262144\nmax_lag_ms = 0\n");
+    c.replica(0).exec("SELECT pg_wal_replay_pause()");
+    // Writes on the primary until replica 1 is max_lag_bytes behind (as measured here).
+    std::atomic<bool> writing{true};
+    std::thread writer([&] {
+        while (writing) {
+            c.primary().exec("INSERT INTO kv(v) SELECT g FROM generate_series(1, 2000) g", "app");
+            std::this_thread::sleep_for(20ms);
+        }
+    });
+    const auto lag_bytes = [&] {
+        return std::stoll(c.primary().query_value(
+            "SELECT pg_current_wal_lsn() - '" +
+            c.replica(0).query_value("SELECT pg_last_wal_replay_lsn()") + "'::pg_lsn"));
+    };
+    clock_type::time_point passed{};
+    for (auto until = clock_type::now() + 20s; clock_type::now() < until;) {
+        if (lag_bytes() > 262144) {
+            passed = clock_type::now();
+            break;
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    REQUIRE(passed != clock_type::time_point{});
+    REQUIRE(c.wait_for_states({"lagging", "fit"}, 5s));
+    const auto noticed =
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - passed);
+    MESSAGE("replica 1 lagging " << noticed.count() << " ms after it passed max_lag_bytes");
+    CHECK(noticed <= 100ms + 300ms);  // one interval, plus the check's own time and our polling
+    writing = false;
+    writer.join();
+    // No read goes to it now.
+    auto conn = c.connect();
+    const auto before = c.routed_reads();
+    for (int i = 0; i < 200; ++i)
+        CHECK(server_port(conn.get()) == c.replica(1).port());
+    const auto after = c.routed_reads();
+    CHECK(after[1] == before[1]);
+    // Resumed: it catches up and takes reads again.
+    c.replica(0).exec("SELECT pg_wal_replay_resume()");
+    REQUIRE(c.wait_for_states({"fit", "fit"}, 5s));
+    int on_first = 0;
+    for (int i = 0; i < 100; ++i)
+        on_first += server_port(conn.get()) == c.replica(0).port() ? 1 : 0;
+    CHECK(on_first >= 30);
+}
+
+TEST_CASE("a replica killed under read load: reads go elsewhere") {
+    cluster c;
+    c.start("load_balance = \"round_robin\"\n");
+    std::atomic<bool> running{true};
+    std::atomic<long> ok{0};
+    std::atomic<long> failed_after{0};
+    std::atomic<long> failed_during{0};
+    std::atomic<int> phase{0};  // 0 before the kill, 1 while it happens, 2 after
+    std::mutex mu;
+    std::string first_error;
+    std::vector<std::thread> readers;
+    for (int t = 0; t < 8; ++t) {
+        readers.emplace_back([&] {
+            auto conn = c.connect();
+            while (running) {
+                if (PQstatus(conn.get()) != CONNECTION_OK) conn = c.connect();
+                const int ph = phase.load();
+                PGresult* r = PQexec(conn.get(), "SELECT count(*) FROM kv");
+                const bool good = PQresultStatus(r) == PGRES_TUPLES_OK;
+                if (!good) {
+                    std::lock_guard lock(mu);
+                    if (first_error.empty()) first_error = PQresultErrorMessage(r);
+                }
+                PQclear(r);
+                if (good) {
+                    ++ok;
+                } else if (ph == 2 && phase.load() == 2) {
+                    ++failed_after;
+                } else {
+                    ++failed_during;
+                }
+            }
+        });
+    }
+    std::this_thread::sleep_for(1s);
+    phase = 1;
+    c.replica(0).kill();
+    std::this_thread::sleep_for(50ms);
+    phase = 2;
+    std::this_thread::sleep_for(2s);
+    running = false;
+    for (auto& t : readers)
+        t.join();
+    MESSAGE(ok.load() << " reads; failed while the kill happened: " << failed_during.load()
+                      << ", after: " << failed_after.load() << "; first error: " << first_error);
+    CHECK(ok > 1000);
+    // Only queries already running on it (one per client at most) may fail.
+    CHECK(failed_during <= 8);
+    CHECK(failed_after == 0);
+    CHECK(c.replica_states() == std::vector<std::string>{"banned", "fit"});
+}
+
+TEST_CASE("read-your-writes: zero stale reads in session consistency, stale ones in eventual") {
+    cluster c;
+    // The replicas apply commits 30 ms late.
+    for (int i = 0; i < 2; ++i) {
+        c.replica(i).exec("ALTER SYSTEM SET recovery_min_apply_delay = '30ms'");
+        c.replica(i).exec("SELECT pg_reload_conf()");
+    }
+    for (const char* mode : {"session", "eventual"}) {
+        CAPTURE(mode);
+        c.start(std::string("consistency = \"") + mode + "\"\n");
+        auto conn = c.connect();
+        int stale = 0;
+        for (int i = 0; i < 10000; ++i) {
+            const auto id = value(conn.get(), "INSERT INTO kv(v) VALUES (1) RETURNING id");
+            REQUIRE(id.rfind("ERROR", 0) != 0);
+            if (value(conn.get(), "SELECT count(*) FROM kv WHERE id = " + id) != "1") ++stale;
+            if (std::string(mode) == "eventual" && stale >= 100) break;  // shown
+        }
+        const auto routes = c.routed_reads();
+        MESSAGE(mode << ": " << stale << " stale reads; reads routed primary/replicas " << routes[0]
+                     << "/" << routes[1] << "/" << routes[2]);
+        if (std::string(mode) == "session")
+            CHECK(stale == 0);
+        else
+            CHECK(stale > 0);
+    }
+}
+
+TEST_CASE("the primary stopped: writes fail fast, reads keep working; back: writes work") {
+    cluster c;
+    c.start("");
+    auto conn = c.connect();
+    CHECK(value(conn.get(), "INSERT INTO kv(v) VALUES (1) RETURNING 'ok'") == "ok");
+    c.primary().stop();
+    for (int i = 0; i < 5; ++i) {
+        const auto t0 = clock_type::now();
+        const auto w = value(conn.get(), "INSERT INTO kv(v) VALUES (1) RETURNING 'ok'");
+        const auto took = clock_type::now() - t0;
+        CAPTURE(w);
+        CHECK(w.rfind("ERROR", 0) == 0);
+        CHECK(took < 2s);
+        CHECK(value(conn.get(), "SELECT count(*) > 0 FROM kv") == "t");
+    }
+    c.primary().start();
+    bool wrote = false;
+    for (auto until = clock_type::now() + 10s; clock_type::now() < until && !wrote;) {
+        wrote = value(conn.get(), "INSERT INTO kv(v) VALUES (1) RETURNING 'ok'") == "ok";
+        if (!wrote) std::this_thread::sleep_for(100ms);
+    }
+    CHECK(wrote);
+    CHECK(value(conn.get(), "SELECT count(*) > 0 FROM kv") == "t");
+}
