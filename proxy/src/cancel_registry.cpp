@@ -64,6 +64,11 @@ std::optional<cancel_target> cancel_registry::find(const backend_key& key) const
     const auto& sl = *it->second.target;
     const auto v = sl.server_.load(std::memory_order_acquire);
     if (v == 0) return std::nullopt;
+    if (const auto* at = sl.where_.load(std::memory_order_acquire)) {
+        return cancel_target{at->host, at->port,
+                             backend_key{static_cast<std::int32_t>(v >> 32),
+                                         static_cast<std::int32_t>(v & 0xffffffffU)}};
+    }
     return cancel_target{sl.host_, sl.port_,
                          backend_key{static_cast<std::int32_t>(v >> 32),
                                      static_cast<std::int32_t>(v & 0xffffffffU)}};

@@ -16,6 +16,13 @@ namespace shardgate::proxy {
 using pool::backend_key;
 using pool::cancel_target;
 
+// A server cancels may go to, at a stable address (read/write splitting: one per server of a
+// database, owned by its split_database, which outlives every session that points at it).
+struct cancel_endpoint {
+    std::string host;
+    std::uint16_t port = 0;
+};
+
 // Thread-safe: sessions on every worker register here; cancels arrive on any worker.
 class cancel_registry {
   public:
@@ -37,6 +44,13 @@ class cancel_registry {
         void point(const backend_key& server) {
             server_.store(pack(server), std::memory_order_release);
         }
+        // The same, on a server of its own (read/write splitting). A cancel read between the
+        // two stores may pair the new key with the old host: that server knows no such key
+        // and ignores it.
+        void point(const backend_key& server, const cancel_endpoint* at) {
+            where_.store(at, std::memory_order_release);
+            server_.store(pack(server), std::memory_order_release);
+        }
         void clear() { server_.store(0, std::memory_order_release); }
 
       private:
@@ -48,6 +62,7 @@ class cancel_registry {
         std::string host_;  // written under the registry's lock
         std::uint16_t port_ = 0;
         std::atomic<std::uint64_t> server_{0};  // pid << 32 | secret; 0: none (pids are > 0)
+        std::atomic<const cancel_endpoint*> where_{nullptr};  // null: host_ and port_
     };
     std::shared_ptr<slot> slot_of(const backend_key& key);
 

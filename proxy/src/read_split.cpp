@@ -17,6 +17,9 @@ split_database::split_database(const database_config& db,
       replicas_(db.replicas),
       feed_(std::move(feed)),
       replica_counters_(db.replicas.size()) {
+    endpoints_.push_back({db.host, db.port});
+    for (const auto& r : db.replicas)
+        endpoints_.push_back({r.host, r.port});
     for (const auto& f : db.write_functions)
         configured_.add_write_function(f);
     for (const auto& f : db.read_only_functions)
@@ -27,6 +30,25 @@ std::shared_ptr<const pool::database_health> split_database::health() const {
     return feed_ ? feed_->load() : nullptr;
 }
 
+const pool::database_health* split_database::health(health_cache& c) const {
+    if (!feed_) return nullptr;
+    const auto g = feed_->generation();
+    if (g != c.generation) {
+        c.snap = feed_->load();
+        c.generation = g;
+    }
+    return c.snap.get();
+}
+
+const router::function_catalog* split_database::catalog(catalog_cache& c) const {
+    const auto g = catalog_generation_.load(std::memory_order_acquire);
+    if (g != c.generation) {
+        c.cat = catalog();
+        c.generation = g;
+    }
+    return c.cat.get();
+}
+
 std::shared_ptr<const router::function_catalog> split_database::catalog() const {
     std::lock_guard lock(mu_);
     return catalog_;
@@ -35,11 +57,12 @@ std::shared_ptr<const router::function_catalog> split_database::catalog() const 
 void split_database::set_catalog(std::shared_ptr<const router::function_catalog> c) {
     std::lock_guard lock(mu_);
     catalog_ = std::move(c);
+    catalog_generation_.fetch_add(1, std::memory_order_release);
 }
 
 std::optional<split_database::choice> split_database::choose(
-    std::uint64_t min_lsn, const std::vector<std::uint32_t>& active) {
-    const auto snap = health();
+    const pool::database_health* snap, std::uint64_t min_lsn,
+    const std::vector<std::uint32_t>& active) {
     // Candidates: fit replicas that have replayed min_lsn; the primary too with primary_reads.
     struct candidate {
         bool primary;
@@ -48,7 +71,7 @@ std::optional<split_database::choice> split_database::choose(
     };
     thread_local std::vector<candidate> c;
     c.clear();
-    if (snap) {
+    if (snap != nullptr) {
         const auto& h = snap->health;
         for (std::size_t i = 0; i < replicas_.size() && i < h.replicas.size(); ++i) {
             if (!h.fit(i)) continue;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cancel_registry.hpp"
 #include "config.hpp"
 #include "shardgate/pool/replica_monitor.hpp"
 #include "shardgate/pool/server_pool.hpp"
@@ -37,12 +38,27 @@ class split_database {
     [[nodiscard]] const std::string& name() const { return name_; }
     [[nodiscard]] std::size_t replica_count() const { return replicas_.size(); }
     [[nodiscard]] const replica_config& replica(std::size_t i) const { return replicas_[i]; }
+    // Where cancels for a connection to the primary (nullopt) or a replica go.
+    [[nodiscard]] const cancel_endpoint* endpoint(std::optional<std::size_t> replica) const {
+        return &endpoints_[replica ? *replica + 1 : 0];
+    }
     [[nodiscard]] std::shared_ptr<const pool::database_health> health() const;
+    // health() through a holder's cached copy, reloaded only when the monitor published.
+    struct health_cache {
+        std::uint64_t generation = 0;
+        std::shared_ptr<const pool::database_health> snap;
+    };
+    const pool::database_health* health(health_cache& c) const;
 
     // Which functions write; null until the catalog was read once (everything unknown is then
     // treated as writing: see catalog()).
     [[nodiscard]] std::shared_ptr<const router::function_catalog> catalog() const;
     void set_catalog(std::shared_ptr<const router::function_catalog> c);
+    struct catalog_cache {
+        std::uint64_t generation = 0;
+        std::shared_ptr<const router::function_catalog> cat;
+    };
+    const router::function_catalog* catalog(catalog_cache& c) const;
     [[nodiscard]] const router::function_catalog& configured_only() const { return configured_; }
 
     // A fit replica for a read that needs `min_lsn` replayed, by the load-balancing policy;
@@ -52,7 +68,8 @@ class split_database {
         bool primary = false;
         std::size_t replica = 0;
     };
-    std::optional<choice> choose(std::uint64_t min_lsn, const std::vector<std::uint32_t>& active);
+    std::optional<choice> choose(const pool::database_health* snap, std::uint64_t min_lsn,
+                                 const std::vector<std::uint32_t>& active);
 
     route_counters& counters(std::optional<std::size_t> replica) {
         return replica ? replica_counters_[*replica] : primary_counters_;
@@ -63,10 +80,12 @@ class split_database {
     std::string name_;
     database_config cfg_;  // a copy: the configuration may be replaced by a reload
     std::vector<replica_config> replicas_;
+    std::vector<cancel_endpoint> endpoints_;  // the primary, then the replicas
     std::shared_ptr<const pool::health_feed> feed_;
     router::function_catalog configured_;  // write_functions / read_only_functions only
     mutable std::mutex mu_;
     std::shared_ptr<const router::function_catalog> catalog_;
+    std::atomic<std::uint64_t> catalog_generation_{1};
     std::atomic<std::uint64_t> next_{0};  // round robin / weighted
     route_counters primary_counters_;
     std::vector<route_counters> replica_counters_;
@@ -84,6 +103,8 @@ parse_cache_totals& parse_cache();
 // A client session's splitting state (only for databases that split).
 struct split_session {
     router::session_routing_state state;
+    split_database::health_cache health;
+    split_database::catalog_cache catalog;
     router::route_options options;
     // The current transaction's server: nullopt the primary, else a replica index.
     std::optional<std::size_t> replica;
@@ -91,10 +112,16 @@ struct split_session {
     bool no_fit_error = false;
     // A read on the primary (no fit replica, or read-your-writes) that may run on a replica
     // when the primary cannot be reached.
-    bool replica_if_primary_down = false;  // a read with no fit replica and no_fit_replica = "error"
+    bool replica_if_primary_down =
+        false;  // a read with no fit replica and no_fit_replica = "error"
     // The state before the transaction's first statement was routed: put back when no server
     // could be had for it (its statements never ran).
     router::session_routing_state before;
+    // The client is owed ParameterStatus shardgate.last_commit_lsn (its latest write's LSN
+    // became known); sent before the next ReadyForQuery.
+    bool report_lsn = false;
+    bool txn_writes = false;    // a statement of the current transaction writes
+    bool count_at_end = false;  // on the primary: counted as read or write when it ends
     // Read-your-writes: when the write whose LSN is pending committed.
     std::optional<std::chrono::steady_clock::time_point> commit_at;
 };

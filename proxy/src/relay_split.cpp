@@ -4,21 +4,15 @@
 #include <spdlog/spdlog.h>
 
 #include "session.hpp"
+#include "shardgate/pool/replica_health.hpp"
 #include "shardgate/protocol/frame.hpp"
 #include "shardgate/router/classify.hpp"
+#include "text.hpp"
 
 namespace shardgate::proxy {
 namespace pr = shardgate::protocol;
 namespace rt = shardgate::router;
 namespace {
-
-std::pair<std::string_view, std::span<const std::byte>> cstring(std::span<const std::byte> body) {
-    const auto* p = reinterpret_cast<const char*>(body.data());
-    for (std::size_t i = 0; i < body.size(); ++i) {
-        if (p[i] == '\0') return {std::string_view(p, i), body.subspan(i + 1)};
-    }
-    return {{}, {}};
-}
 
 // Everything unknown writes until the database's catalog was read once.
 const rt::function_catalog& cautious_catalog() {
@@ -47,11 +41,12 @@ rt::route_decision client_session::split_route_text(std::string_view sql) {
     if (sp.state.write_lsn_pending && sp.commit_at) {
         // While the primary is down its last known position stands in (reads keep working
         // on the replicas; one that replayed it may still miss a commit after that sample).
-        if (auto snap = pool_->split->health();
-            snap && snap->health.primary_known &&
+        if (const auto* snap = pool_->split->health(sp.health);
+            snap != nullptr && snap->health.primary_known &&
             (snap->health.primary_checked >= *sp.commit_at || !snap->health.primary_reachable)) {
             rt::note_commit_lsn(sp.state, snap->health.primary_lsn);
             sp.commit_at.reset();
+            sp.report_lsn = true;
         }
     }
     // One classifier per thread; its counts reach SHOW PARSE_CACHE every 64 messages.
@@ -69,9 +64,10 @@ rt::route_decision client_session::split_route_text(std::string_view sql) {
         t.entries.fetch_add(now.size - reported.size, std::memory_order_relaxed);
         reported = now;
     }
-    const auto cat = pool_->split->catalog();
-    auto d = rt::route_query(q, cat ? *cat : cautious_catalog(), sp.state, sp.options);
-    if (!cat && d.target == rt::route_target::replica) {
+    const auto* cat = pool_->split->catalog(sp.catalog);
+    auto d = rt::route_query(q, cat != nullptr ? *cat : cautious_catalog(), sp.state, sp.options);
+    sp.txn_writes = sp.txn_writes || d.writes;
+    if (cat == nullptr && d.target == rt::route_target::replica) {
         // No catalog yet: a user function might write. Only function-free reads may go.
         for (std::size_t i = 0; i < q.size(); ++i) {
             for (const auto& f : q[i].functions) {
@@ -88,6 +84,8 @@ void client_session::split_route_start() {
     sp.routed_first = false;
     sp.no_fit_error = false;
     sp.replica_if_primary_down = false;
+    sp.txn_writes = false;
+    sp.count_at_end = false;
     // The transaction's first statement: a Query, a Parse, or a Bind of a named statement.
     const pr::frame_decoder dec(cfg_->max_message_size);
     auto in = client_in_.pending();
@@ -123,10 +121,8 @@ void client_session::split_route_start() {
         if (d.why == rt::route_reason::read_your_writes ||
             d.why == rt::route_reason::consistency_primary)
             c.reads_for_consistency.fetch_add(1, std::memory_order_relaxed);
-        else if (d.writes)
-            c.writes.fetch_add(1, std::memory_order_relaxed);
         else
-            c.reads.fetch_add(1, std::memory_order_relaxed);
+            sp.count_at_end = true;  // a read or a write: known when the transaction ends
         return;
     }
     thread_local std::vector<std::uint32_t> active;
@@ -135,7 +131,8 @@ void client_session::split_route_start() {
         for (const auto& r : pool_->replicas)
             active.push_back(r->stats().active);
     }
-    const auto choice = db.choose(d.min_lsn, active);
+    const auto* snap = db.health(sp.health);
+    const auto choice = db.choose(snap, d.min_lsn, active);
     if (choice && !choice->primary) {
         sp.replica = choice->replica;
         db.counters(choice->replica).reads.fetch_add(1, std::memory_order_relaxed);
@@ -144,7 +141,7 @@ void client_session::split_route_start() {
     auto& c = db.counters(std::nullopt);
     if (choice || d.target == rt::route_target::any) {
         c.reads.fetch_add(1, std::memory_order_relaxed);
-    } else if (d.min_lsn != 0 && db.health() && db.health()->health.fit_count() > 0) {
+    } else if (d.min_lsn != 0 && snap != nullptr && snap->health.fit_count() > 0) {
         c.reads_for_consistency.fetch_add(1, std::memory_order_relaxed);  // none replayed it
     } else {
         c.reads_for_lag.fetch_add(1, std::memory_order_relaxed);
@@ -181,6 +178,11 @@ void client_session::split_ready(char status) {
                              sp.replica ? rt::server_role::replica : rt::server_role::primary);
     if (status == 'I' && sp.state.write_lsn_pending && !sp.commit_at)
         sp.commit_at = std::chrono::steady_clock::now();
+    if (status == 'I' && sp.count_at_end) {
+        sp.count_at_end = false;
+        auto& c = pool_->split->counters(std::nullopt);
+        (sp.txn_writes ? c.writes : c.reads).fetch_add(1, std::memory_order_relaxed);
+    }
 }
 
 }  // namespace shardgate::proxy

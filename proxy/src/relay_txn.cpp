@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "session.hpp"
+#include "shardgate/pool/replica_health.hpp"
 #include "shardgate/protocol/backend.hpp"
 #include "shardgate/protocol/scanner.hpp"
 #include "shardgate/protocol/sqlstate.hpp"
@@ -18,15 +19,6 @@ namespace shardgate::proxy {
 namespace pr = shardgate::protocol;
 namespace rt = shardgate::router;
 namespace {
-
-// The C string at the start of `body`, and the rest after its NUL (empty views if malformed).
-std::pair<std::string_view, std::span<const std::byte>> cstring(std::span<const std::byte> body) {
-    const auto* p = reinterpret_cast<const char*>(body.data());
-    for (std::size_t i = 0; i < body.size(); ++i) {
-        if (p[i] == '\0') return {std::string_view(p, i), body.subspan(i + 1)};
-    }
-    return {{}, {}};
-}
 
 // What a client message does to its server session, for the messages that may pin.
 rt::session_effect effect_of(char type, std::span<const std::byte> body, bool truncated) {
@@ -205,7 +197,8 @@ awaitable<bool> client_session::attach_server() {
         } else if (!res.ok() && split_ && split_->replica_if_primary_down) {
             // A read, and the primary is down: a fit replica serves it (availability first).
             static const std::vector<std::uint32_t> none;
-            if (auto c = pool_->split->choose(0, none); c && !c->primary) {
+            if (auto c = pool_->split->choose(pool_->split->health(split_->health), 0, none);
+                c && !c->primary) {
                 split_->replica = c->replica;
                 pool_->split->counters(c->replica).fallbacks.fetch_add(1);
                 res = co_await conn_pool().checkout(client_.socket().get_executor());
@@ -245,19 +238,14 @@ awaitable<bool> client_session::attach_server() {
 }
 
 void client_session::on_server_attached() {
-    if (split_) {
-        // The server changes host from transaction to transaction: the registry's lock.
-        const auto& host =
-            split_->replica ? pool_->split->replica(*split_->replica).host : db_->host;
-        const auto port =
-            split_->replica ? pool_->split->replica(*split_->replica).port : db_->port;
-        ctx_.cancels.set_target(key_, cancel_target{host, port, conn_->key});
+    if (!cancel_slot_) cancel_slot_ = ctx_.cancels.slot_of(key_);
+    if (split_ && cancel_slot_) {
+        // The server's host changes from transaction to transaction.
+        cancel_slot_->point(conn_->key, pool_->split->endpoint(split_->replica));
+    } else if (cancel_slot_) {
+        cancel_slot_->point(conn_->key);
     } else {
-        if (!cancel_slot_) cancel_slot_ = ctx_.cancels.slot_of(key_);
-        if (cancel_slot_)
-            cancel_slot_->point(conn_->key);
-        else
-            ctx_.cancels.set_target(key_, cancel_target{db_->host, db_->port, conn_->key});
+        ctx_.cancels.set_target(key_, cancel_target{db_->host, db_->port, conn_->key});
     }
     mux_.attach(&conn_->prepared);
     ++attach_generation_;
@@ -417,7 +405,17 @@ bool client_session::txn_server_bytes(std::span<const std::byte> chunk) {
         if (f.status != pr::frame_status::ok) break;
         if (f.msg.type == 'Z') {
             tracker_.on_ready(f.msg.body.empty() ? 'I' : static_cast<char>(f.msg.body[0]));
-            if (split_) split_ready(tracker_.txn_status());
+            if (split_) {
+                split_ready(tracker_.txn_status());
+                if (split_->report_lsn) {
+                    // Another connection may wait for it: SET shardgate.min_lsn = '...'.
+                    split_->report_lsn = false;
+                    pr::be::encode(
+                        client_out_,
+                        pr::be::parameter_status{"shardgate.last_commit_lsn",
+                                                 pool::format_lsn(split_->state.last_write_lsn)});
+                }
+            }
             if (!pending_settings_.empty()) {
                 if (!pending_settings_failed_ && !pending_settings_unexecuted_ &&
                     tracker_.txn_status() == 'I')

@@ -322,7 +322,7 @@ awaitable<bool> client_session::apply_startup_params() {
             wanted.emplace_back(k, v);
         }
     }
-    std::string sql;
+    std::vector<std::pair<std::string, std::string>> to_set;
     std::vector<std::pair<std::string, std::string>> applied;
     for (const auto& [k, v] : wanted) {
         const auto key = ascii_lower(k);
@@ -334,14 +334,10 @@ awaitable<bool> client_session::apply_startup_params() {
             auto it = conn_->applied.find(key);
             if (it != conn_->applied.end() && it->second == v) continue;
         }
-        sql += sql.empty() ? "SELECT " : ", ";
-        sql += "pg_catalog.set_config(";
-        append_literal(sql, k);
-        sql += ", ";
-        append_literal(sql, v);
-        sql += ", false)";
+        to_set.emplace_back(k, v);
         if (reported == nullptr) applied.emplace_back(key, v);
     }
+    std::string sql = set_config_sql(to_set);
     if (txn) {
         sql = "RESET ALL" + (sql.empty() ? std::string() : "; " + sql);
         for (const auto& [name, stmt] : settings_)

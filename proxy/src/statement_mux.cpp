@@ -3,21 +3,14 @@
 // https://www.postgresql.org/docs/15/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
 #include "statement_mux.hpp"
 
+#include "text.hpp"
+
 #include "shardgate/protocol/backend.hpp"
 #include "shardgate/protocol/errors.hpp"
 
 namespace shardgate::proxy {
 namespace pr = shardgate::protocol;
 namespace {
-
-// The C string at the start of `body` and what follows its NUL; {"", {}} when malformed.
-std::pair<std::string_view, std::span<const std::byte>> cstring(std::span<const std::byte> body) {
-    const auto* p = reinterpret_cast<const char*>(body.data());
-    for (std::size_t i = 0; i < body.size(); ++i) {
-        if (p[i] == '\0') return {std::string_view(p, i), body.subspan(i + 1)};
-    }
-    return {{}, {}};
-}
 
 void forward(pr::write_buffer& out, char type, std::span<const std::byte> body) {
     const auto mark = out.begin_message(type);

@@ -143,6 +143,17 @@ std::string value(PGconn* c, const std::string& sql) {
     return out;
 }
 
+// A statement that returns no rows ran without error.
+bool ok(PGconn* c, const std::string& sql) {
+    PGresult* r = PQexec(c, sql.c_str());
+    const bool good = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!good)
+        MESSAGE(sql << ": " << std::string(PQresStatus(PQresultStatus(r))) << " "
+                    << std::string(PQresultErrorMessage(r)));
+    PQclear(r);
+    return good;
+}
+
 // The server a read ran on: its port (inet_server_port()).
 int server_port(PGconn* c) {
     const auto v = value(c, "SELECT inet_server_port()");
@@ -372,4 +383,76 @@ TEST_CASE("the primary stopped: writes fail fast, reads keep working; back: writ
     }
     CHECK(wrote);
     CHECK(value(conn.get(), "SELECT count(*) > 0 FROM kv") == "t");
+}
+
+TEST_CASE("causality across connections: shardgate.last_commit_lsn, then SET shardgate.min_lsn") {
+    cluster c;
+    c.start("consistency = \"session\"\nmax_lag_ms = 60000\n");
+    auto writer = c.connect();
+    auto reader = c.connect();
+    auto careless = c.connect("options='-c shardgate.consistency=eventual'");
+    // The replicas stop replaying: a reader that skips replicas behind the writer's commit
+    // must read from the primary.
+    for (int i = 0; i < 2; ++i)
+        c.replica(i).exec("SELECT pg_wal_replay_pause()");
+    const auto id = value(writer.get(), "INSERT INTO kv(v) VALUES (7) RETURNING id");
+    REQUIRE(id.rfind("ERROR", 0) != 0);
+    // The writer learns its commit's LSN within a monitor interval or so (reported before a
+    // later ReadyForQuery).
+    std::string lsn;
+    for (auto until = clock_type::now() + 5s; clock_type::now() < until && lsn.empty();) {
+        (void)value(writer.get(), "SELECT 1");
+        if (const char* v = PQparameterStatus(writer.get(), "shardgate.last_commit_lsn")) lsn = v;
+        if (lsn.empty()) std::this_thread::sleep_for(20ms);
+    }
+    REQUIRE(!lsn.empty());
+    MESSAGE("writer's commit LSN: " << lsn);
+    // Without it, a read from a replica misses the row; with it, never.
+    CHECK(value(careless.get(), "SELECT count(*) FROM kv WHERE id = " + id) == "0");
+    CHECK(ok(reader.get(), "SET shardgate.min_lsn = '" + lsn + "'"));
+    for (int i = 0; i < 20; ++i) {
+        CHECK(value(reader.get(), "SELECT count(*) FROM kv WHERE id = " + id) == "1");
+        CHECK(server_port(reader.get()) == c.primary().port());
+    }
+    for (int i = 0; i < 2; ++i)
+        c.replica(i).exec("SELECT pg_wal_replay_resume()");
+    // Once a replica has replayed it, the reader's reads go there again.
+    bool on_replica = false;
+    for (auto until = clock_type::now() + 5s; clock_type::now() < until && !on_replica;) {
+        on_replica = server_port(reader.get()) != c.primary().port();
+        if (!on_replica) std::this_thread::sleep_for(50ms);
+    }
+    CHECK(on_replica);
+    CHECK(value(reader.get(), "SELECT count(*) FROM kv WHERE id = " + id) == "1");
+}
+
+TEST_CASE("hints and transactions: role comments, SET shardgate.role, READ ONLY, BEGIN") {
+    cluster c;
+    c.start("consistency = \"eventual\"\n");
+    auto conn = c.connect();
+    const int primary = c.primary().port();
+    CHECK(server_port(conn.get()) != primary);
+    CHECK(value(conn.get(), "/* shardgate: role=primary */ SELECT inet_server_port()") ==
+          std::to_string(primary));
+    CHECK(ok(conn.get(), "SET shardgate.role = 'primary'"));
+    CHECK(server_port(conn.get()) == primary);
+    CHECK(ok(conn.get(), "RESET shardgate.role"));
+    CHECK(server_port(conn.get()) != primary);
+    // BEGIN READ ONLY: a replica; BEGIN: the primary; a transaction keeps its server.
+    CHECK(ok(conn.get(), "BEGIN READ ONLY"));
+    const int ro = server_port(conn.get());
+    CHECK(ro != primary);
+    CHECK(server_port(conn.get()) == ro);
+    CHECK(ok(conn.get(), "COMMIT"));
+    CHECK(ok(conn.get(), "BEGIN"));
+    CHECK(server_port(conn.get()) == primary);
+    CHECK(value(conn.get(), "INSERT INTO kv(v) VALUES (1) RETURNING 'ok'") == "ok");
+    CHECK(ok(conn.get(), "COMMIT"));
+    // A startup option sends a whole session to the primary.
+    auto pinned = c.connect("options='-c shardgate.role=primary'");
+    CHECK(server_port(pinned.get()) == primary);
+    // Routing stats count it all.
+    const auto routes = c.show("ROUTES");
+    REQUIRE(routes.size() == 3);
+    CHECK(std::stoll(routes[0].at("writes")) >= 1);
 }

@@ -13,6 +13,7 @@
 //     mon.stop();
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -69,6 +70,11 @@ class health_feed {
         std::lock_guard lock(mu_);
         return current_;
     }
+    // Grows with every change of what load() returns: readers on a hot path keep their copy
+    // of the snapshot and load() again only when this moved (one relaxed atomic read).
+    [[nodiscard]] std::uint64_t generation() const {
+        return generation_.load(std::memory_order_acquire);
+    }
 
   private:
     friend class replica_monitor;
@@ -76,17 +82,22 @@ class health_feed {
     // Only the current owner (the poller started last for this name) may publish.
     void publish(std::uint64_t owner, std::shared_ptr<const database_health> s) {
         std::lock_guard lock(mu_);
-        if (owner == owner_) current_ = std::move(s);
+        if (owner == owner_) {
+            current_ = std::move(s);
+            generation_.fetch_add(1, std::memory_order_release);
+        }
     }
     void set_owner(std::uint64_t owner) {
         std::lock_guard lock(mu_);
         owner_ = owner;
         current_.reset();
+        generation_.fetch_add(1, std::memory_order_release);
     }
 
     mutable std::mutex mu_;
     std::uint64_t owner_ = 0;
     std::shared_ptr<const database_health> current_;
+    std::atomic<std::uint64_t> generation_{1};
 };
 
 class database_monitor;
