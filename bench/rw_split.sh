@@ -61,6 +61,7 @@ SCALE=${SCALE:-10}
 WARMUP=${WARMUP:-2}
 SETTLE=${SETTLE:-11}
 PRIMARY_READS=${PRIMARY_READS:-0}
+ROUTE_ONLY=${ROUTE_ONLY:-0} # 1: split on routes every read but to the primary (see sg_config)
 PGPOOL_STATEMENT_LB=${PGPOOL_STATEMENT_LB:-0}
 WORKERS=${WORKERS:-}
 DATA_PLANES=${DATA_PLANES:-}
@@ -366,7 +367,14 @@ sg_config() { # port read_write_split
     echo "port = $P_PORT"
     echo "dbname = \"bench\""
     echo "server_tls = \"disable\""
-    echo "replicas = [ { host = \"127.0.0.1\", port = $R1_PORT }, { host = \"127.0.0.1\", port = $R2_PORT } ]"
+    if [[ $2 == true && $ROUTE_ONLY == 1 ]]; then
+        # The primary again, under another name: not in recovery, so never fit. Every read is
+        # classified and routed, then runs on the primary (no fit replica): the routing cost
+        # at exactly the server work of splitting off.
+        echo "replicas = [ { host = \"localhost\", port = $P_PORT } ]"
+    else
+        echo "replicas = [ { host = \"127.0.0.1\", port = $R1_PORT }, { host = \"127.0.0.1\", port = $R2_PORT } ]"
+    fi
     echo "read_write_split = $2"
     echo "primary_reads = $([[ $PRIMARY_READS == 1 ]] && echo true || echo false)"
     echo
@@ -543,7 +551,7 @@ case $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo x) in
     1) AUTOGROUP=on ;; 0) AUTOGROUP=off ;; *) AUTOGROUP=unknown ;;
 esac
 NPROC=$(nproc)
-export ELAPSED TOTAL LOAD_BEFORE LOAD_AFTER START_DATE CPU_MODEL NPROC HEAD DIRTY CMD SCALE DURATION ROUNDS \
+export ROUTE_ONLY ELAPSED TOTAL LOAD_BEFORE LOAD_AFTER START_DATE CPU_MODEL NPROC HEAD DIRTY CMD SCALE DURATION ROUNDS \
     WARMUP SETTLE PG_VERSION PGPOOL_VERSION SG_VERSION SG_SHA LATENCY WORKERS DATA_PLANES AUTOGROUP \
     PRIMARY_READS PGPOOL_STATEMENT_LB PGPOOL_CHILDREN SG_POOL_SIZE POOL_NODES
 "$PY" - "$RAW" "$OUT" "$ENVS" "${notes[@]}" <<'EOF'
@@ -664,7 +672,7 @@ Command: `{envs}{E['CMD'].strip()}`; pgbench runs took {mins}m{secs:02d}s, {tmin
   max_pool = 1, sr_check_period = 1 s, delay_threshold = 16 MiB; CPU is the sum over its process tree (main
   process, children, workers, exited children via cutime/cstime)
 - shardgate: {E['SG_VERSION'] or 'not run'} (binary sha256 {E['SG_SHA'] or '–'}, repo {E['HEAD']}{E['DIRTY']}),
-  pool_mode = transaction, pool_size = {E['SG_POOL_SIZE']}, two processes: read_write_split = false and = true
+  pool_mode = transaction, pool_size = {E['SG_POOL_SIZE']}, two processes: read_write_split = false and = true{' (ROUTE_ONLY=1: split on lists the primary as its only replica, under the name localhost; never fit, so every read is classified and routed, then runs on the primary: the routing cost at the server work of split off)' if E.get('ROUTE_ONLY') == '1' else ''}
 - proxy CPU µs/txn: utime+stime from /proc over the pgbench run, divided by the transactions processed;
   tps spread: (max − min) / median over the rounds; reads on replicas: share of the xact_commit deltas
 - machine: {E['NPROC']} × {E['CPU_MODEL']}; pgbench, the three Postgres servers and the proxies all share it;

@@ -2,6 +2,9 @@
 // Flow: https://www.postgresql.org/docs/15/protocol-flow.html#id-1.10.6.7.3
 #include "shardgate/pool/server_login.hpp"
 
+#include <map>
+#include <mutex>
+
 #include <spdlog/spdlog.h>
 
 #include "shardgate/protocol/backend.hpp"
@@ -11,6 +14,32 @@
 #include "shardgate/protocol/sqlstate.hpp"
 
 namespace shardgate::pool {
+
+namespace {
+
+// PBKDF2 with Postgres' 4096 iterations costs about a millisecond of CPU; a pool that opens
+// hundreds of connections with one password would pay it each time. The keys depend only on
+// (password, salt, iterations), which the server keeps until the password changes.
+scram_keys cached_scram_keys(std::string_view password, std::string_view salt, int iterations) {
+    static std::mutex mu;
+    static std::map<std::string, scram_keys, std::less<>> cache;
+    std::string key;
+    key.reserve(password.size() + salt.size() + 16);
+    key.append(password).push_back('\0');
+    key.append(salt).push_back('\0');
+    key += std::to_string(iterations);
+    {
+        std::lock_guard lock(mu);
+        if (auto it = cache.find(key); it != cache.end()) return it->second;
+    }
+    auto keys = protocol::auth::scram_derive_keys(password, salt, iterations);
+    std::lock_guard lock(mu);
+    if (cache.size() >= 1024) cache.clear();  // bounded: many passwords or password changes
+    cache.emplace(std::move(key), keys);
+    return keys;
+}
+
+}  // namespace
 namespace pr = shardgate::protocol;
 namespace {
 
@@ -206,6 +235,7 @@ class login {
                 }
                 if (!req_.password.empty()) {
                     scram.emplace(req_.password);
+                    scram->set_key_deriver(cached_scram_keys);
                 } else if (req_.keys) {
                     scram.emplace(req_.keys->client_key, req_.keys->server_key);
                 } else {

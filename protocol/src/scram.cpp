@@ -540,7 +540,9 @@ scram_result scram_client::client_final_message(std::string_view server_first) {
     if (!r.at_end())
         return fail("malformed SCRAM message (garbage at end of server-first-message)");
 
-    if (from_password_) keys_ = derive_prepared(password_, *salt, *iterations);
+    if (from_password_)
+        keys_ = deriver_ ? deriver_(password_, *salt, *iterations)
+                         : derive_prepared(password_, *salt, *iterations);
     const std::string without_proof = "c=biws,r=" + std::string(*nonce);
     auth_message_ = client_first_bare_ + "," + std::string(server_first) + "," + without_proof;
     const scram_key proof = scram_client_proof(keys_.client_key, auth_message_);

@@ -213,6 +213,13 @@ class scram_client {
     scram_client& operator=(const scram_client&) = default;
     scram_client& operator=(scram_client&&) = default;
 
+    // How keys are derived from the (SASLprepped) password, the salt and the iteration count:
+    // by default PBKDF2 every time; a caller that logs in often with the same password may
+    // remember the result (the server's salt and count stay until the password changes).
+    using key_deriver =
+        std::function<scram_keys(std::string_view password, std::string_view salt, int iterations)>;
+    void set_key_deriver(key_deriver d) { deriver_ = std::move(d); }
+
     // "n,,n=,r=<client nonce>". Returns "" when called twice or when the nonce source fails.
     std::string client_first_message();
     // Checks the server-first-message (nonce starts with ours and adds to it, salt is non-empty
@@ -236,6 +243,7 @@ class scram_client {
 
     std::string password_;  // after saslprep(); empty when built from keys
     bool from_password_ = false;
+    key_deriver deriver_;
     scram_keys keys_{};
     scram_nonce_source nonce_;
     state state_ = state::init;
