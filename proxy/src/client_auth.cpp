@@ -75,11 +75,12 @@ awaitable<bool> client_session::authenticate() {
 
 awaitable<bool> client_session::authenticate_scram() {
     std::optional<auth::scram_server> server;
+    auth::scram_key server_key{};  // the user's verifier's ServerKey
     if (user_ != nullptr) {
         std::optional<auth::scram_verifier> v;
         if (!user_->scram_verifier.empty()) v = auth::scram_verifier::parse(user_->scram_verifier);
         if (v) {
-            server_key_ = v->server_key;
+            server_key = v->server_key;
             server.emplace(std::move(*v));
         }
     }
@@ -111,7 +112,8 @@ awaitable<bool> client_session::authenticate_scram() {
     encode_auth(out_, pr::be::authentication::sasl_final, final_msg.value());
     // Keep the keys: shardgate can log into a server that has the same verifier without ever
     // knowing the plaintext password (as PgBouncer does).
-    if (auto key = server->client_key()) scram_keys_ = auth::scram_keys{*key, server_key_};
+    if (auto key = server->client_key())
+        scram_keys_ = std::make_unique<auth::scram_keys>(auth::scram_keys{*key, server_key});
     co_return true;
 }
 

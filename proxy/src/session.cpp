@@ -123,7 +123,10 @@ awaitable<bool> client_session::login_to_server() {
         co_return false;
     }
     pool_->clients.fetch_add(1, std::memory_order_relaxed);
-    if (scram_keys_) pool_->learn_keys(*scram_keys_);
+    if (scram_keys_) {
+        pool_->learn_keys(*scram_keys_);
+        scram_keys_.reset();  // an idle client keeps nothing it no longer needs
+    }
     start_splitting();
     const bool txn = pool_->cfg.mode == pool_mode::transaction;
     if (txn) {

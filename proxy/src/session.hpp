@@ -177,8 +177,8 @@ class client_session : public std::enable_shared_from_this<client_session> {
     std::string database_name_;
     const user_config* user_ = nullptr;
     const database_config* db_ = nullptr;
-    protocol::auth::scram_key server_key_{};  // the user's verifier's ServerKey
-    std::optional<scram_keys> scram_keys_;    // recovered from the client's SCRAM proof
+    // Recovered from the client's SCRAM proof; on the heap: only until login (idle memory).
+    std::unique_ptr<scram_keys> scram_keys_;
     backend_key key_;
     bool key_issued_ = false;
     std::shared_ptr<cancel_registry::slot> cancel_slot_;  // transaction pooling's fast path
@@ -193,8 +193,8 @@ class client_session : public std::enable_shared_from_this<client_session> {
     bool pinned_ = false;  // session state on the server: keeps its connection to the end
     bool fatal_sent_ = false;
     bool server_tls_ = false;  // the pool's server connections use TLS (not for the data plane)
-    std::unique_ptr<split_session> split_;  // read/write splitting; null when not splitting
     bool server_pump_running_ = false;
+    std::unique_ptr<split_session> split_;  // read/write splitting; null when not splitting
     std::uint64_t attach_generation_ = 0;
     asio::steady_timer server_pump_done_;
     statement_mux mux_;
