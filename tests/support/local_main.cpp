@@ -107,6 +107,8 @@ int run(const settings& s) {
     pg_topology topology = pg_topology::builder().shards(s.shards).replicas(s.replicas).build();
     check_interrupted();
     create_demo_data(topology);
+    // The replicas serve reads through shardgate: they must have the demo rows first.
+    topology.wait_for_replicas_streaming();
     check_interrupted();
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - t0);
@@ -128,7 +130,8 @@ int run(const settings& s) {
 
     shardgate_config_options config;
     config.users = {{"app", "app", auth_method::scram_sha_256}};
-    config.databases = {{"app"}};
+    // Reads go to the shard's replicas (read/write splitting), writes to its primary.
+    config.databases = {{.name = "app", .replicas = true}};
     shardgate_options options;
     options.binary = s.shardgate;
     options.port = s.port;
@@ -144,6 +147,8 @@ int run(const settings& s) {
                                  proxy.log_tail());
     }
     std::cout << "\nConnect with:\n  psql \"" << proxy.conninfo("app", "app", "app") << "\"\n"
+              << "Writes go to shard 0's primary, reads to its replicas once the replica monitor\n"
+                 "has checked them (SELECT inet_server_port() shows which server answered).\n"
               << std::flush;
     if (s.smoke) return 0;
     std::cout << "Press Ctrl-C to stop and remove everything." << std::endl;

@@ -75,6 +75,15 @@ std::string render_shardgate_config(const pg_topology& topology,
         if (server_tls == "verify-full" || (server_tls != "disable" && topology.options().tls)) {
             c << "server_tls_ca_file = " << toml_string(topology.tls().ca_file.string()) << "\n";
         }
+        if (db.replicas && topology.shard(db.shard).replica_count() > 0) {
+            const auto& shard = topology.shard(db.shard);
+            c << "replicas = [";
+            for (std::size_t r = 0; r < shard.replica_count(); ++r) {
+                c << (r == 0 ? " " : ", ") << "{ host = " << toml_string(shard.replica(r).host())
+                  << ", port = " << shard.replica(r).port() << " }";
+            }
+            c << " ]\n";
+        }
         if (!db.server_user.empty()) c << "server_user = " << toml_string(db.server_user) << "\n";
         if (!db.server_password.empty())
             c << "server_password = " << toml_string(db.server_password) << "\n";

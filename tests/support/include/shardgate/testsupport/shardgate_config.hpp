@@ -18,6 +18,7 @@ struct shardgate_database {
     std::size_t shard = 0;          // its primary is the backend
     std::string server_user{};      // empty: the client's user name
     std::string server_password{};  // empty: the client user's password
+    bool replicas = false;          // list the shard's replicas (read/write splitting)
 };
 
 struct shardgate_user {
