@@ -1,5 +1,5 @@
-// Shared by the tests that drive a client program in another language (Python drivers, pgjdbc):
-// run it with a clean environment and read the one JSON summary line it prints.
+// Shared by the tests that drive a client program: one in another language (Python drivers,
+// pgjdbc), run with a clean environment, whose one JSON summary line is read; and pgbench.
 #pragma once
 
 #include <chrono>
@@ -54,6 +54,30 @@ inline long long json_int(const std::string& json, const std::string& key) {
     return std::regex_search(json, m, std::regex("\"" + key + "\": (-?[0-9]+)"))
                ? std::stoll(m[1].str())
                : -1;
+}
+
+// pgbench against `dbname` on 127.0.0.1:`port` as `user`, with a clean environment, in `dir`.
+inline shardgate::testsupport::command_result pgbench(const std::filesystem::path& dir, int port,
+                                                      const std::string& user,
+                                                      const std::string& password,
+                                                      const std::string& dbname,
+                                                      std::vector<std::string> args) {
+    using namespace shardgate::testsupport;
+    std::vector<std::string> argv{"env",
+                                  "-i",
+                                  "PATH=/usr/bin:/bin",
+                                  "PGPASSWORD=" + password,
+                                  "PGSSLMODE=disable",
+                                  (pg_bindir() / "pgbench").string(),
+                                  "-h",
+                                  "127.0.0.1",
+                                  "-p",
+                                  std::to_string(port),
+                                  "-U",
+                                  user};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back(dbname);
+    return run_command(argv, {.timeout = std::chrono::seconds(120), .cwd = dir});
 }
 
 }  // namespace client_program

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "client_program.hpp"
 #include "shardgate/testsupport/testsupport.hpp"
 
 using namespace shardgate::testsupport;
@@ -115,22 +116,10 @@ struct cluster {
         return std::stoll(
             s.query_value("SELECT xact_commit FROM pg_stat_database WHERE datname = 'app'"));
     }
+    // pgbench against app through shardgate, as alice, with a clean environment, in `dir`.
     command_result pgbench(const work_dir& dir, std::vector<std::string> args) const {
-        std::vector<std::string> argv{"env",
-                                      "-i",
-                                      "PATH=/usr/bin:/bin",
-                                      "PGPASSWORD=secret",
-                                      "PGSSLMODE=disable",
-                                      (pg_bindir() / "pgbench").string(),
-                                      "-h",
-                                      "127.0.0.1",
-                                      "-p",
-                                      std::to_string(sg->port()),
-                                      "-U",
-                                      "alice"};
-        argv.insert(argv.end(), args.begin(), args.end());
-        argv.push_back("app");
-        return run_command(argv, {.timeout = 120s, .cwd = dir.path()});
+        return client_program::pgbench(dir.path(), sg->port(), "alice", "secret", "app",
+                                       std::move(args));
     }
 };
 

@@ -1,4 +1,5 @@
 // Config loading: valid files, and every kind of mistake reported with file:line and what is wrong.
+// One file per public header (config.hpp) as the unit tests are laid out, hence over 500 lines.
 #include <doctest/doctest.h>
 
 #include <string>

@@ -1,0 +1,104 @@
+// Transaction pooling: a server connection for a transaction (from the pool, or with read/write
+// splitting from a replica's pool, falling back to the primary) and its return; the cancel slot
+// follows it. Split from relay_txn.cpp, which handles the messages.
+#include <spdlog/spdlog.h>
+
+#include "session.hpp"
+#include "shardgate/protocol/backend.hpp"
+#include "shardgate/protocol/errors.hpp"
+#include "text.hpp"
+
+namespace shardgate::proxy {
+namespace pr = shardgate::protocol;
+
+awaitable<bool> client_session::attach_server() {
+    pool::checkout_result res;
+    if (split_ && split_->no_fit_error) {
+        res.error_code = "57P03";  // cannot_connect_now, as a server that is not ready says
+        res.error_message = "no replica of database \"" + database_name_ +
+                            "\" is fit to take reads (no_fit_replica = \"error\")";
+    } else {
+        res = co_await conn_pool().checkout(client_.socket().get_executor());
+        if (!res.ok() && split_ && split_->replica) {
+            // The replica cannot be reached (the monitor will ban it): the primary serves.
+            spdlog::info("database {}: replica {}:{} unavailable ({}); reading from the primary",
+                         database_name_, pool_->split->replica(*split_->replica).host,
+                         pool_->split->replica(*split_->replica).port, res.error_message);
+            pool_->split->counters(split_->replica).fallbacks.fetch_add(1);
+            split_->replica.reset();
+            res = co_await conn_pool().checkout(client_.socket().get_executor());
+        } else if (!res.ok() && split_ && split_->replica_if_primary_down) {
+            // A read, and the primary is down: a fit replica serves it (availability first).
+            static const std::vector<std::uint32_t> none;
+            if (auto c = pool_->split->choose(pool_->split->health(split_->health), 0, none);
+                c && !c->primary) {
+                split_->replica = c->replica;
+                pool_->split->counters(c->replica).fallbacks.fetch_add(1);
+                res = co_await conn_pool().checkout(client_.socket().get_executor());
+            }
+        }
+    }
+    if (!res.ok()) {
+        if (split_ && split_->routed_first) {
+            split_->state = split_->before;  // nothing of it ran
+            split_->routed_first = false;
+        }
+        // Not FATAL: the client may try again. Each reply it is owed (a Query, a Sync, a
+        // function call among the messages now dropped) is an error + ReadyForQuery.
+        const std::string msg = "shardgate: " + res.error_message;
+        const std::string code = res.error_code;
+        spdlog::info("database {} user {}: no server connection: {}", database_name_, user_name_,
+                     res.error_message);
+        std::size_t owed = 0;
+        const pr::frame_decoder dec(cfg_->max_message_size);
+        auto in = client_in_.pending();
+        for (auto f = dec.feed(in); f.status == pr::frame_status::ok; f = dec.feed(in)) {
+            if (f.msg.type == 'Q' || f.msg.type == 'S' || f.msg.type == 'F') ++owed;
+            in = in.subspan(f.consumed);
+            client_in_.consume(f.consumed);
+        }
+        for (std::size_t i = 0; i < std::max<std::size_t>(owed, 1); ++i) {
+            pr::encode_error(out_, {pr::severity::error, code, msg});
+            pr::be::encode(out_, pr::be::ready_for_query{'I'});
+        }
+        co_await flush_out();
+        co_return false;
+    }
+    conn_ = std::move(res.conn);
+    if (!co_await apply_startup_params()) co_return false;
+    on_server_attached();
+    co_return true;
+}
+
+void client_session::on_server_attached() {
+    if (!cancel_slot_) cancel_slot_ = ctx_.cancels.slot_of(key_);
+    if (split_ && cancel_slot_) {
+        // The server's host changes from transaction to transaction.
+        cancel_slot_->point(conn_->key, pool_->split->endpoint(split_->replica));
+    } else if (cancel_slot_) {
+        cancel_slot_->point(conn_->key);
+    } else {
+        ctx_.cancels.set_target(key_, cancel_target{db_->host, db_->port, conn_->key});
+    }
+    mux_.attach(&conn_->prepared);
+    ++attach_generation_;
+    // Each attachment starts at a message boundary of the server's stream.
+    server_in_.clear();
+    server_at_boundary_ = true;
+}
+
+std::unique_ptr<server_conn> client_session::take_server() {
+    if (cancel_slot_)
+        cancel_slot_->clear();
+    else
+        ctx_.cancels.clear_target(key_);
+    mux_.detach();
+    conn_->txn_status = 'I';
+    return std::move(conn_);
+}
+
+void client_session::detach_server() {
+    conn_pool().checkin(take_server());
+}
+
+}  // namespace shardgate::proxy
