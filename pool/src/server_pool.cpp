@@ -27,6 +27,10 @@ struct server_pool::waiter {
     steady::time_point since = steady::now();
 };
 
+steady::rep server_pool::waiter_since(const waiter& w) {
+    return w.since.time_since_epoch().count();
+}
+
 namespace {
 
 // Wakes a waiter on its own thread (timers are not thread-safe).
@@ -99,8 +103,9 @@ void server_pool::wake_first_locked() {
 }
 
 awaitable<checkout_result> server_pool::checkout(
-    asio::any_io_executor ex, const std::vector<std::pair<std::string, std::string>>& params) {
-    const auto start = steady::now();
+    asio::any_io_executor ex, const std::vector<std::pair<std::string, std::string>>& params,
+    std::optional<steady::time_point> since) {
+    const auto start = since.value_or(steady::now());
     const auto key = startup_key(params);
     for (;;) {
         std::unique_ptr<server_conn> c;
@@ -449,7 +454,19 @@ void server_pool::resume() {
 
 bool server_pool::may_park(const server_conn& c, steady::time_point now) const {
     // Lock-free: data planes ask twice per transaction.
-    return parkable_.load(std::memory_order_relaxed) && now < c.expires;
+    return parkable_.load(std::memory_order_relaxed) &&
+           plane_waiting_.load(std::memory_order_relaxed) == 0 && now < c.expires;
+}
+
+server_pool::advice server_pool::advise(steady::time_point since, steady::time_point now) const {
+    std::lock_guard lock(mu_);
+    if (closed_ || paused_ || (backoff_.count() > 0 && total_locked() == 0) ||
+        now - since >= s_.checkout_timeout ||
+        (s_.reserve_pool_size > 0 && now - since >= s_.reserve_pool_timeout))
+        return advice::now;
+    if (!idle_.empty() || (total_locked() < s_.pool_size && now >= next_attempt_))
+        return advice::if_room;
+    return advice::wait;
 }
 
 std::chrono::milliseconds server_pool::park_limit() const {
@@ -472,7 +489,8 @@ pool_stats server_pool::stats() const {
     s.active = active_ - (parked_idle ? std::min(parked, active_) : 0);
     s.idle = static_cast<std::uint32_t>(idle_.size()) + (parked_idle ? parked : 0);
     s.connecting = connecting_;
-    s.waiting = static_cast<std::uint32_t>(waiters_.size());
+    s.waiting = static_cast<std::uint32_t>(waiters_.size()) +
+                static_cast<std::uint32_t>(std::max(0, plane_waiting_.load()));
     s.backoff = backoff_;
     for (const auto& c : idle_)
         if (now - c->last_used >= s_.server_check_delay) ++s.used;

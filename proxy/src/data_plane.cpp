@@ -20,7 +20,8 @@ namespace {
 
 constexpr std::size_t chunk_size = 64 * 1024;
 constexpr int max_events = 256;
-constexpr int tick_ms = 100;  // upkeep of parked server connections
+constexpr int tick_ms = 100;         // upkeep of parked server connections
+constexpr int waiting_tick_ms = 10;  // while clients wait in the plane for one
 
 std::span<std::byte> scratch() {
     thread_local std::vector<std::byte> buf(chunk_size);
@@ -173,7 +174,10 @@ void data_plane::run() {
     auto next_tick = std::chrono::steady_clock::now();
     while (!stop_.load(std::memory_order_relaxed)) {
         // Parked server connections need upkeep; without any, sleep until something happens.
-        const int timeout = servers_->empty() ? -1 : tick_ms;
+        // Clients queued for a connection are looked at more often (reserve and checkout
+        // timeouts, connections freed elsewhere).
+        const int period = servers_->has_waiting() ? waiting_tick_ms : tick_ms;
+        const int timeout = servers_->empty() ? -1 : period;
         const int n = ::epoll_wait(epfd_, evs.data(), max_events, timeout);
         now_ = std::chrono::steady_clock::now();
         if (n < 0) {
@@ -194,7 +198,8 @@ void data_plane::run() {
         }
         if (!servers_->empty() && now_ >= next_tick) {
             servers_->tick(now_);
-            next_tick = now_ + std::chrono::milliseconds(tick_ms);
+            next_tick = now_ + std::chrono::milliseconds(servers_->has_waiting() ? waiting_tick_ms
+                                                                                 : tick_ms);
         }
         // Links ended in this batch are released only now: later events of the batch may
         // still point into them.

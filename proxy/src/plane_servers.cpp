@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "plane_txn.hpp"
 
@@ -55,7 +56,36 @@ std::shared_ptr<plane_server> plane_servers::take(pool::server_pool* pool, std::
 
 void plane_servers::park(std::shared_ptr<plane_server> s) {
     s->user = nullptr;
-    if (!s->pool->may_park(*s->conn, plane_.now()) || plane_.stopping()) {
+    auto* pool = s->pool.get();
+    if (plane_.stopping() || !pool->may_keep(*s->conn, plane_.now())) {
+        give_back(s);
+        promote(pool);
+        return;
+    }
+    if (auto qi = queues_.find(pool); qi != queues_.end()) {
+        auto& q = qi->second;
+        std::chrono::steady_clock::time_point since;
+        if (auto w = pop_waiter(pool, q, since)) {
+            if (pool->oldest_waiter() < since) {
+                // A client queued in the pool has waited longer: the connection is its.
+                q.waiters.push_front({w, since});
+                ++waiting_;
+                pool->note_plane_waiting(1);
+                give_back(s);
+                return;
+            }
+            if (s->conn->applied_key == w->session_key()) {
+                w->take_over(std::move(s));
+                return;
+            }
+            // Ours waits for other settings: the pool hands this connection to it, and its
+            // worker applies them.
+            give_back(s);
+            ask(pool, q, *w, since);
+            return;
+        }
+    }
+    if (!pool->may_park(*s->conn, plane_.now())) {
         give_back(s);
         return;
     }
@@ -124,12 +154,89 @@ void plane_servers::release_pool(pool::server_pool* pool) {
     }
 }
 
+void plane_servers::need(const std::shared_ptr<txn_plane_link>& link, pool::server_pool* pool) {
+    // Ours that do not fit go back first, so the pool can hand them out again or replace them.
+    release_pool(pool);
+    auto& q = queues_[pool];
+    if (!q.pool) q.pool = pool->shared_from_this();
+    const auto now = plane_.now();
+    if (q.waiters.empty()) {
+        const auto a = pool->advise(now, now);
+        if (a == pool::server_pool::advice::now ||
+            (a == pool::server_pool::advice::if_room && q.asking < max_asking))
+            return ask(pool, q, *link, now);
+    }
+    q.waiters.push_back({link, now});
+    ++waiting_;
+    pool->note_plane_waiting(1);
+}
+
+void plane_servers::ask(pool::server_pool* /*pool*/, queue& q, txn_plane_link& link,
+                        std::chrono::steady_clock::time_point since) {
+    ++q.asking;
+    link.start_acquire(since);
+}
+
+void plane_servers::asked(pool::server_pool* pool) {
+    auto it = queues_.find(pool);
+    if (it == queues_.end()) return;
+    if (it->second.asking > 0) --it->second.asking;
+    promote(pool);
+}
+
+std::shared_ptr<txn_plane_link> plane_servers::pop_waiter(
+    pool::server_pool* pool, queue& q, std::chrono::steady_clock::time_point& since) {
+    while (!q.waiters.empty()) {
+        auto w = std::move(q.waiters.front());
+        q.waiters.pop_front();
+        --waiting_;
+        pool->note_plane_waiting(-1);
+        auto l = w.link.lock();
+        if (l && l->waits()) {
+            since = w.since;
+            return l;
+        }
+    }
+    return nullptr;
+}
+
+void plane_servers::promote(pool::server_pool* pool) {
+    auto it = queues_.find(pool);
+    if (it == queues_.end()) return;
+    auto& q = it->second;
+    const auto now = plane_.now();
+    while (!q.waiters.empty()) {
+        if (auto l = q.waiters.front().link.lock(); !l || !l->waits()) {
+            q.waiters.pop_front();  // it left
+            --waiting_;
+            pool->note_plane_waiting(-1);
+            continue;
+        }
+        const auto a = pool->advise(q.waiters.front().since, now);
+        if (a == pool::server_pool::advice::wait ||
+            (a == pool::server_pool::advice::if_room && q.asking >= max_asking))
+            break;
+        std::chrono::steady_clock::time_point since;
+        auto l = pop_waiter(pool, q, since);
+        if (!l) break;
+        ask(pool, q, *l, since);
+    }
+    if (q.waiters.empty() && q.asking == 0) queues_.erase(it);
+}
+
 void plane_servers::release_all() {
     while (!parked_.empty())
         release_pool(parked_.begin()->first);
 }
 
 void plane_servers::tick(std::chrono::steady_clock::time_point now) {
+    if (waiting_ != 0) {
+        std::vector<pool::server_pool*> waited;
+        for (auto& [p, q] : queues_)
+            if (!q.waiters.empty()) waited.push_back(p);
+        for (auto* p : waited)
+            promote(p);
+    }
     std::vector<pool::server_pool*> pools;
     pools.reserve(parked_.size());
     for (auto& [p, v] : parked_)

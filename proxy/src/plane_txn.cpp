@@ -16,6 +16,8 @@ namespace shardgate::proxy {
 namespace {
 
 constexpr std::size_t chunk_size = 64 * 1024;
+// Read from a client queued for a connection, at most (then it is no longer read until served).
+constexpr std::size_t queued_input_limit = 64 * 1024;
 
 std::span<std::byte> scratch() {
     thread_local std::vector<std::byte> buf(chunk_size);
@@ -41,9 +43,8 @@ std::ptrdiff_t send_some(int fd, std::span<const std::byte> b) {
 
 // ------------------------------------------------------------------ txn_plane_link
 
-txn_plane_link::txn_plane_link(std::shared_ptr<client_session> s, data_plane& plane, int client_fd,
-                               asio::any_io_executor session_ex)
-    : session_(std::move(s)), s_(*session_), plane_(plane), session_ex_(std::move(session_ex)) {
+txn_plane_link::txn_plane_link(std::shared_ptr<client_session> s, data_plane& plane, int client_fd)
+    : session_(std::move(s)), s_(*session_), plane_(plane) {
     client_.fd = client_fd;
 }
 
@@ -60,7 +61,9 @@ void txn_plane_link::start() {
 
 void txn_plane_link::wake_session() {
     // The session's coroutine runs on its own worker; the request is read there.
-    asio::post(session_ex_, [s = session_] {
+    // The client socket object stays with the session (its fd is ours): its executor is the
+    // session's, and reading it is safe from any thread.
+    asio::post(s_.client_.socket().get_executor(), [s = session_] {
         s->plane_wake_ = true;
         s->server_pump_done_.cancel();
     });
@@ -68,8 +71,11 @@ void txn_plane_link::wake_session() {
 
 void txn_plane_link::refresh_interest() {
     if (ended_) return;
+    // A client queued in the plane is still read (what it sends waits in client_in_, up to a
+    // bound), so the queue costs no epoll_ctl and a client that leaves is seen.
     const bool read_client =
-        !acquiring_ && server_pending_.empty() && client_pending_.empty() && !end_after_flush_;
+        (!acquiring_ || (queued_ && s_.client_in_.pending().size() < queued_input_limit)) &&
+        server_pending_.empty() && client_pending_.empty() && !end_after_flush_;
     plane_.watch(client_, &client_handler_,
                  (read_client ? EPOLLIN : 0U) | (client_pending_.empty() ? 0U : EPOLLOUT));
     if (server_)
@@ -95,7 +101,7 @@ void txn_plane_link::on_server_event(std::uint32_t events) {
 }
 
 void txn_plane_link::read_client() {
-    if (ended_ || acquiring_ || end_after_flush_ || !server_pending_.empty() ||
+    if (ended_ || (acquiring_ && !queued_) || end_after_flush_ || !server_pending_.empty() ||
         !client_pending_.empty())
         return;
     auto buf = scratch();
@@ -112,6 +118,15 @@ void txn_plane_link::read_client() {
         // running for it); what it sends is dropped, as Postgres reads nothing more.
         if (!s_.tracker_.terminated()) {
             s_.client_in_.append(std::span<const std::byte>(buf.data(), got));
+            if (queued_) {
+                // Handled once a connection is handed over (take_over).
+                if (s_.client_in_.pending().size() >= queued_input_limit) {
+                    refresh_interest();
+                    return;
+                }
+                if (got < buf.size()) return;
+                continue;
+            }
             if (!process_client()) return;
             if (acquiring_ || !server_pending_.empty() || !client_pending_.empty()) return;
         }
@@ -128,9 +143,14 @@ bool txn_plane_link::process_client() {
         }
         if (step == client_session::txn_step::need_server) {
             if (attach_parked()) continue;
-            start_acquire();
+            acquiring_ = true;
+            queued_ = true;
+            acquire_since_ = plane_.now();
+            // Asks the pool now (start_acquire) or waits in the plane's queue (take_over).
+            plane_.servers().need(shared_from_this(), &s_.conn_pool());
+            refresh_interest();
             // What the messages before it produced still goes out.
-            return send_to_client();
+            return !ended_ && send_to_client();
         }
         break;
     }
@@ -153,17 +173,32 @@ bool txn_plane_link::attach_parked() {
     return true;
 }
 
-void txn_plane_link::start_acquire() {
-    acquiring_ = true;
-    // Ours that do not fit go back, so the pool can hand them out again or replace them.
-    plane_.servers().release_pool(&s_.conn_pool());
+std::string_view txn_plane_link::session_key() const {
+    return s_.current_session_key();
+}
+
+void txn_plane_link::start_acquire(std::chrono::steady_clock::time_point since) {
+    // The session's worker owns client_in_ until acquired(): the plane stops reading.
+    queued_ = false;
     refresh_interest();
+    acquire_since_ = since;
     s_.plane_request_ = client_session::plane_request::acquire;
     wake_session();
 }
 
-void txn_plane_link::acquired(bool ok, tcp proto, int fd) {
+void txn_plane_link::take_over(std::shared_ptr<plane_server> srv) {
     acquiring_ = false;
+    queued_ = false;
+    server_ = std::move(srv);
+    server_->user = this;
+    s_.conn_ = std::move(server_->conn);
+    s_.on_server_attached();
+    process_client();
+}
+
+void txn_plane_link::acquired(pool::server_pool* pool, bool ok, tcp proto, int fd) {
+    acquiring_ = false;
+    plane_.servers().asked(pool);
     if (ok && fd >= 0) {
         server_ =
             std::make_shared<plane_server>(plane_, s_.conn_pool().shared_from_this(), proto, fd);
@@ -347,7 +382,6 @@ void txn_plane_link::plane_closing_idle() {
 // ------------------------------------------------------------------ the session's side
 
 awaitable<void> client_session::relay_transaction_mode_in_plane() {
-    auto ex = client_.socket().get_executor();
     // The greeting's connection (if it took one) goes back to the pool at once.
     if (conn_) detach_server();
     queue_client_output_ = true;
@@ -355,7 +389,7 @@ awaitable<void> client_session::relay_transaction_mode_in_plane() {
     const auto client_proto = client_.socket().local_endpoint(ec).protocol();
     const int client_fd = client_.socket().release(ec);
     auto& plane = ctx_.next_data_plane();
-    auto link = std::make_shared<txn_plane_link>(shared_from_this(), plane, client_fd, ex);
+    auto link = std::make_shared<txn_plane_link>(shared_from_this(), plane, client_fd);
     plane.post([link] { link->start(); });
     for (;;) {
         if (!plane_wake_) {
@@ -369,7 +403,9 @@ awaitable<void> client_session::relay_transaction_mode_in_plane() {
         if (req != plane_request::acquire) continue;
         // The plane had no parked connection for this client: the pool decides (waits,
         // opens one, or says why not), then the socket moves to the plane.
-        const bool ok = co_await attach_server();
+        auto* asked = &conn_pool();
+        const auto since = link->acquire_since();
+        const bool ok = co_await attach_server(since);
         tcp proto = tcp::v4();
         int fd = -1;
         if (ok) {
@@ -378,7 +414,7 @@ awaitable<void> client_session::relay_transaction_mode_in_plane() {
             plane_server_fd_ = fd;
             plane_server_proto_ = proto;
         }
-        plane.post([link, ok, proto, fd] { link->acquired(ok, proto, fd); });
+        plane.post([link, asked, ok, proto, fd] { link->acquired(asked, ok, proto, fd); });
     }
     // The link left the plane: the sockets come back to this worker.
     queue_client_output_ = false;

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <string_view>
 #include <unordered_map>
@@ -44,15 +45,35 @@ class plane_server final : public plane_handler {
     bool gone = false;  // left the plane: events still in the batch are stale
 };
 
-// The parked connections of one plane, by pool.
+// The parked connections of one plane, by pool, and the plane's clients waiting for one.
+//
+// A client that needs a connection and finds none parked asks its pool only while the pool has
+// something to give (an idle connection or room for a new one, server_pool::advise), at most
+// `max_asking` clients per pool at a time; the others wait here, in order, and take the next
+// connection one of this plane's clients brings back, without a system call. So a burst of
+// clients grows the pool one login at a time per plane (PgBouncer: one per pool), not by a
+// fork storm of Postgres backends, and a full pool's connections go from client to client
+// inside the plane. A client
+// waiting longer than reserve_pool_timeout or checkout_timeout, or while the pool is paused,
+// closed or its backend down, asks the pool at once: the pool's answer (a reserve
+// connection, the timeout error, PAUSE) is the same as for any other client. A connection
+// goes back to the pool instead when a client queued in the pool has waited longer than ours.
 class plane_servers {
   public:
+    static constexpr std::uint32_t max_asking = 1;
+
     explicit plane_servers(data_plane& plane) : plane_(plane) {}
     ~plane_servers();
     plane_servers(const plane_servers&) = delete;
     plane_servers& operator=(const plane_servers&) = delete;
 
-    [[nodiscard]] bool empty() const { return count_ == 0; }
+    [[nodiscard]] bool empty() const { return count_ == 0 && waiting_ == 0; }
+    [[nodiscard]] bool has_waiting() const { return waiting_ != 0; }
+    // `link` needs a connection of `pool` and none fits: it asks the pool now
+    // (txn_plane_link::start_acquire) or waits in this plane's queue.
+    void need(const std::shared_ptr<txn_plane_link>& link, pool::server_pool* pool);
+    // A checkout that `need` or the queue started has finished.
+    void asked(pool::server_pool* pool);
     // The most recently parked connection of `pool` set up for session key `key`, or null.
     std::shared_ptr<plane_server> take(pool::server_pool* pool, std::string_view key);
     // Parks `s` (its conn set, idle and clean), or gives it back if its pool wants it.
@@ -65,27 +86,56 @@ class plane_servers {
     void lost(plane_server& s);  // a parked connection spoke or closed
 
   private:
+    struct waiter {
+        std::weak_ptr<txn_plane_link> link;
+        std::chrono::steady_clock::time_point since;
+    };
+    struct queue {
+        std::shared_ptr<pool::server_pool> pool;  // kept while clients of it wait
+        std::deque<waiter> waiters;
+        std::uint32_t asking = 0;  // checkouts in flight
+    };
+
     void remove(plane_server& s);
     void give_back(const std::shared_ptr<plane_server>& s);
+    // The first live waiter of `q`, popped, or null.
+    std::shared_ptr<txn_plane_link> pop_waiter(pool::server_pool* pool, queue& q,
+                                               std::chrono::steady_clock::time_point& since);
+    // Lets waiters of `pool` ask it, as far as it advises.
+    void promote(pool::server_pool* pool);
+    void ask(pool::server_pool* pool, queue& q, txn_plane_link& link,
+             std::chrono::steady_clock::time_point since);
 
     data_plane& plane_;
     std::unordered_map<pool::server_pool*, std::vector<std::shared_ptr<plane_server>>> parked_;
+    std::unordered_map<pool::server_pool*, queue> queues_;
     std::size_t count_ = 0;
+    std::size_t waiting_ = 0;
 };
 
 // One transaction-mode client in a plane.
 class txn_plane_link final : public plane_resident,
                              public std::enable_shared_from_this<txn_plane_link> {
   public:
-    txn_plane_link(std::shared_ptr<client_session> s, data_plane& plane, int client_fd,
-                   asio::any_io_executor session_ex);
+    txn_plane_link(std::shared_ptr<client_session> s, data_plane& plane, int client_fd);
     ~txn_plane_link();
     txn_plane_link(const txn_plane_link&) = delete;
     txn_plane_link& operator=(const txn_plane_link&) = delete;
 
     void start();  // plane thread
-    // Plane thread: the session's Asio worker checked a connection out (fd >= 0) or not.
-    void acquired(bool ok, tcp proto, int fd);
+    // Plane thread: the session's Asio worker checked a connection out of `pool` (fd >= 0)
+    // or not.
+    void acquired(pool::server_pool* pool, bool ok, tcp proto, int fd);
+    // Plane thread, from plane_servers: ask the pool (on the session's worker), for a client
+    // waiting since `since`.
+    void start_acquire(std::chrono::steady_clock::time_point since);
+    // Plane thread, from plane_servers: a connection another client of this plane brought back.
+    void take_over(std::shared_ptr<plane_server> srv);
+    [[nodiscard]] bool waits() const { return acquiring_ && !ended_; }
+    [[nodiscard]] std::string_view session_key() const;  // the settings it needs applied
+    [[nodiscard]] std::chrono::steady_clock::time_point acquire_since() const {
+        return acquire_since_;
+    }
     void plane_stopping() override;
     void plane_closing_idle() override;
     void on_client_event(std::uint32_t events);
@@ -103,7 +153,6 @@ class txn_plane_link final : public plane_resident,
     void read_server();
     bool process_client();  // false: the link ended
     bool attach_parked();
-    void start_acquire();
     void detach();
     bool send_to_server();  // false: the link ended
     bool send_to_client();
@@ -116,13 +165,14 @@ class txn_plane_link final : public plane_resident,
     std::shared_ptr<client_session> session_;
     client_session& s_;
     data_plane& plane_;
-    asio::any_io_executor session_ex_;
     client_handler client_handler_{this};
     plane_fd client_;
     std::shared_ptr<plane_server> server_;
     std::vector<std::byte> client_pending_;  // unwritten; reading the server pauses meanwhile
     std::vector<std::byte> server_pending_;  // unwritten; reading the client pauses meanwhile
-    bool acquiring_ = false;
+    std::chrono::steady_clock::time_point acquire_since_{};  // read by the session's worker
+    bool acquiring_ = false;  // waiting for a connection (queued here, or asking the pool)
+    bool queued_ = false;     // ... queued here (not asking the pool)
     bool ended_ = false;
     bool end_after_flush_ = false;  // a FATAL error is queued: close once it is out
 };

@@ -11,14 +11,16 @@
 namespace shardgate::proxy {
 namespace pr = shardgate::protocol;
 
-awaitable<bool> client_session::attach_server() {
+awaitable<bool> client_session::attach_server(
+    std::optional<std::chrono::steady_clock::time_point> since) {
     pool::checkout_result res;
+    const std::vector<std::pair<std::string, std::string>> no_params;  // a named local: GCC 12
     if (split_ && split_->no_fit_error) {
         res.error_code = "57P03";  // cannot_connect_now, as a server that is not ready says
         res.error_message = "no replica of database \"" + database_name_ +
                             "\" is fit to take reads (no_fit_replica = \"error\")";
     } else {
-        res = co_await conn_pool().checkout(client_.socket().get_executor());
+        res = co_await conn_pool().checkout(client_.socket().get_executor(), no_params, since);
         if (!res.ok() && split_ && split_->replica) {
             // The replica cannot be reached (the monitor will ban it): the primary serves.
             spdlog::info("database {}: replica {}:{} unavailable ({}); reading from the primary",
@@ -26,7 +28,7 @@ awaitable<bool> client_session::attach_server() {
                          pool_->split->replica(*split_->replica).port, res.error_message);
             pool_->split->counters(split_->replica).fallbacks.fetch_add(1);
             split_->replica.reset();
-            res = co_await conn_pool().checkout(client_.socket().get_executor());
+            res = co_await conn_pool().checkout(client_.socket().get_executor(), no_params, since);
         } else if (!res.ok() && split_ && split_->replica_if_primary_down) {
             // A read, and the primary is down: a fit replica serves it (availability first).
             static const std::vector<std::uint32_t> none;
@@ -34,7 +36,8 @@ awaitable<bool> client_session::attach_server() {
                 c && !c->primary) {
                 split_->replica = c->replica;
                 pool_->split->counters(c->replica).fallbacks.fetch_add(1);
-                res = co_await conn_pool().checkout(client_.socket().get_executor());
+                res = co_await conn_pool().checkout(client_.socket().get_executor(), no_params,
+                                                    since);
             }
         }
     }

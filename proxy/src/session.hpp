@@ -138,7 +138,9 @@ class client_session : public std::enable_shared_from_this<client_session> {
     awaitable<void> relay_transaction_mode_in_plane();
     awaitable<void> finish_transaction_mode();
     awaitable<void> pump_server_txn(std::shared_ptr<client_session> self, std::uint64_t generation);
-    awaitable<bool> attach_server();
+    // `since`: when the client started waiting for it (a data plane may have queued it).
+    awaitable<bool> attach_server(
+        std::optional<std::chrono::steady_clock::time_point> since = std::nullopt);
     void on_server_attached();
     std::unique_ptr<server_conn> take_server();
     void detach_server();

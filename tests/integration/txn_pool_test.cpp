@@ -180,6 +180,60 @@ TEST_CASE("checkout_timeout in transaction mode: an ERROR, and the client stays 
     CHECK(value(b.get(), "SELECT 3") == "3");  // the same client connection, now served
 }
 
+TEST_CASE("reserve_pool_size in transaction mode: the reserve only after reserve_pool_timeout") {
+    fixture f(
+        "pool_size = 1\nreserve_pool_size = 1\nreserve_pool_timeout_ms = 300\n"
+        "checkout_timeout_ms = 3000\n");
+    auto a = f.connect();
+    auto b = f.connect();
+    REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
+    CHECK(status_of(a.get(), "BEGIN") == "PGRES_COMMAND_OK");
+    CHECK(status_of(a.get(), "SELECT 1") == "PGRES_TUPLES_OK");
+    const auto t0 = clock_type::now();
+    CHECK(value(b.get(), "SELECT 2") == "2");  // waits, then gets the reserve connection
+    const auto waited = clock_type::now() - t0;
+    CHECK(waited >= 250ms);
+    CHECK(waited < 2500ms);
+    CHECK(f.server_conns() == 2);
+    CHECK(status_of(a.get(), "COMMIT") == "PGRES_COMMAND_OK");
+}
+
+TEST_CASE("clients waiting for a connection are served in arrival order; one may leave") {
+    fixture f("pool_size = 1\ncheckout_timeout_ms = 5000\n");
+    auto a = f.connect();
+    std::vector<conn_ptr> waiting;
+    for (int i = 0; i < 4; ++i) {
+        waiting.push_back(f.connect());
+        REQUIRE(PQstatus(waiting.back().get()) == CONNECTION_OK);
+    }
+    CHECK(status_of(a.get(), "BEGIN") == "PGRES_COMMAND_OK");
+    CHECK(status_of(a.get(), "SELECT 1") == "PGRES_TUPLES_OK");
+    // Each asks in turn while a holds the only connection; the second leaves while queued.
+    for (auto& w : waiting) {
+        REQUIRE(PQsendQuery(w.get(), "SELECT clock_timestamp()::text") == 1);
+        std::this_thread::sleep_for(30ms);
+    }
+    waiting[1].reset();
+    std::this_thread::sleep_for(30ms);
+    CHECK(status_of(a.get(), "COMMIT") == "PGRES_COMMAND_OK");
+    std::vector<std::string> served;
+    for (auto& w : waiting) {
+        if (!w) continue;
+        PGresult* r = PQgetResult(w.get());
+        REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
+        served.emplace_back(PQgetvalue(r, 0, 0));
+        PQclear(r);
+        while ((r = PQgetResult(w.get())) != nullptr)
+            PQclear(r);
+    }
+    REQUIRE(served.size() == 3);
+    INFO(served[0] << " " << served[1] << " " << served[2]);
+    CHECK(served[0] < served[1]);  // the same format: text order is time order
+    CHECK(served[1] < served[2]);
+    CHECK(f.server_conns() == 1);
+    CHECK(value(a.get(), "SELECT 5") == "5");
+}
+
 TEST_CASE("session state pins a client to its server connection until it leaves") {
     fixture f("pool_size = 2\ncheckout_timeout_ms = 5000\n");
     auto a = f.connect();

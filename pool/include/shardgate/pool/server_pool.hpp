@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -77,10 +78,12 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
 
     // Waits up to checkout_timeout. The connection's socket is rebound to `ex`. An idle
     // connection opened with the same startup parameters is preferred; a new one is opened
-    // with them.
+    // with them. `since`: when the client started waiting (a data plane may have queued it
+    // first); checkout_timeout and reserve_pool_timeout count from then.
     awaitable<checkout_result> checkout(
         asio::any_io_executor ex,
-        const std::vector<std::pair<std::string, std::string>>& startup_params = {});
+        const std::vector<std::pair<std::string, std::string>>& startup_params = {},
+        std::optional<steady::time_point> since = std::nullopt);
     // Returns a connection that is idle ('I') and clean; a connection past its lifetime is
     // closed instead.
     void checkin(std::unique_ptr<server_conn> c);
@@ -107,7 +110,31 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
     // check delay and of the idle timeout).
     [[nodiscard]] bool may_park(const server_conn& c, steady::time_point now = steady::now()) const;
     [[nodiscard]] std::chrono::milliseconds park_limit() const;
+    // A connection coming back from a client may stay in its plane for another of that
+    // plane's clients: the pool is neither paused nor closed and the connection is within its
+    // lifetime (may_park also wants nobody waiting in the pool).
+    [[nodiscard]] bool may_keep(const server_conn& c, steady::time_point now) const {
+        return serving_.load(std::memory_order_relaxed) && now < c.expires;
+    }
+    // When the pool's longest-waiting client started waiting (time_point::max() if none).
+    [[nodiscard]] steady::time_point oldest_waiter() const {
+        return steady::time_point(steady::duration(oldest_waiter_.load(std::memory_order_relaxed)));
+    }
+    // Data planes queue their clients themselves while the pool has nothing to give, and ask
+    // the pool (checkout) only when it says so, for a client waiting since `since`:
+    //   wait:    nothing idle, no room for a new connection (or backing off): keep waiting for
+    //            a connection to come back;
+    //   if_room: an idle connection or room for a new one: ask, a few clients at a time;
+    //   now:     the pool must decide: paused or closed, the backend down with nothing
+    //            connected, or the client has waited reserve_pool_timeout (the reserve) or
+    //            checkout_timeout (the error).
+    enum class advice : std::uint8_t { wait, if_room, now };
+    [[nodiscard]] advice advise(steady::time_point since, steady::time_point now) const;
     void note_parked(int delta) { parked_.fetch_add(delta, std::memory_order_relaxed); }
+    // Clients queued in a data plane (counted in stats().waiting).
+    void note_plane_waiting(int delta) {
+        plane_waiting_.fetch_add(delta, std::memory_order_relaxed);
+    }
 
     [[nodiscard]] pool_stats stats() const;
     [[nodiscard]] const std::string& name() const { return name_; }
@@ -134,10 +161,18 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
     std::deque<std::shared_ptr<waiter>> waiters_;
     std::uint32_t active_ = 0;
     std::atomic<int> parked_{0};  // of active_: idle in a data plane
+    std::atomic<int> plane_waiting_{0};
     // No waiters, not paused, not closed (kept by update_parkable_locked()).
     std::atomic<bool> parkable_{true};
+    std::atomic<bool> serving_{true};  // neither paused nor closed
+    std::atomic<steady::rep> oldest_waiter_{steady::time_point::max().time_since_epoch().count()};
+    static steady::rep waiter_since(const waiter& w);
     void update_parkable_locked() {
         parkable_.store(waiters_.empty() && !paused_ && !closed_, std::memory_order_relaxed);
+        serving_.store(!paused_ && !closed_, std::memory_order_relaxed);
+        oldest_waiter_.store(waiters_.empty() ? steady::time_point::max().time_since_epoch().count()
+                                              : waiter_since(*waiters_.front()),
+                             std::memory_order_relaxed);
     }
     std::uint32_t connecting_ = 0;
     bool closed_ = false;
