@@ -124,6 +124,14 @@ struct split_session {
     bool count_at_end = false;  // on the primary: counted as read or write when it ends
     // Read-your-writes: when the write whose LSN is pending committed.
     std::optional<std::chrono::steady_clock::time_point> commit_at;
+    // A plain BEGIN (and SET TRANSACTION, SET LOCAL shardgate.*) at a transaction's start,
+    // answered by shardgate and held until a later statement chooses the server: sent there
+    // first (statement_mux::hidden_query). `held_from`: the state before it.
+    std::string held;
+    // The message just routed set shardgate.role / consistency / min_lsn to a value it cannot
+    // use: it is replaced by one that raises 22023 on the server (relay_txn.cpp).
+    std::optional<router::setting_error> error;
+    router::session_routing_state held_from;
 };
 
 }  // namespace shardgate::proxy

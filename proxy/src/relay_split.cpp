@@ -3,8 +3,11 @@
 // statements only keep the routing state (a transaction never changes server).
 #include <spdlog/spdlog.h>
 
+#include <cctype>
+
 #include "session.hpp"
 #include "shardgate/pool/replica_health.hpp"
+#include "shardgate/protocol/backend.hpp"
 #include "shardgate/protocol/frame.hpp"
 #include "shardgate/router/classify.hpp"
 #include "text.hpp"
@@ -18,6 +21,25 @@ namespace {
 const rt::function_catalog& cautious_catalog() {
     static const rt::function_catalog none;
     return none;
+}
+
+// One classifier per thread; its counts reach SHOW PARSE_CACHE every 64 messages.
+const rt::classified_query& split_classify(std::string_view sql) {
+    thread_local rt::classifier classifier;
+    thread_local rt::shape_cache_stats reported;
+    thread_local unsigned since_report = 0;
+    const auto& q = classifier.classify(sql);
+    if (++since_report == 64) {
+        since_report = 0;
+        const auto now = classifier.stats();
+        auto& t = parse_cache();
+        t.hits.fetch_add(now.hits - reported.hits, std::memory_order_relaxed);
+        t.misses.fetch_add(now.misses - reported.misses, std::memory_order_relaxed);
+        t.evictions.fetch_add(now.evictions - reported.evictions, std::memory_order_relaxed);
+        t.entries.fetch_add(now.size - reported.size, std::memory_order_relaxed);
+        reported = now;
+    }
+    return q;
 }
 
 }  // namespace
@@ -35,7 +57,7 @@ void client_session::start_splitting() {
     }
 }
 
-rt::route_decision client_session::split_route_text(std::string_view sql) {
+void client_session::split_note_commit() {
     auto& sp = *split_;
     // Read-your-writes: the commit's LSN is at most the primary's position sampled after it.
     if (sp.state.write_lsn_pending && sp.commit_at) {
@@ -49,23 +71,19 @@ rt::route_decision client_session::split_route_text(std::string_view sql) {
             sp.report_lsn = true;
         }
     }
-    // One classifier per thread; its counts reach SHOW PARSE_CACHE every 64 messages.
-    thread_local rt::classifier classifier;
-    thread_local rt::shape_cache_stats reported;
-    thread_local unsigned since_report = 0;
-    const auto& q = classifier.classify(sql);
-    if (++since_report == 64) {
-        since_report = 0;
-        const auto now = classifier.stats();
-        auto& t = parse_cache();
-        t.hits.fetch_add(now.hits - reported.hits, std::memory_order_relaxed);
-        t.misses.fetch_add(now.misses - reported.misses, std::memory_order_relaxed);
-        t.evictions.fetch_add(now.evictions - reported.evictions, std::memory_order_relaxed);
-        t.entries.fetch_add(now.size - reported.size, std::memory_order_relaxed);
-        reported = now;
-    }
+}
+
+rt::route_decision client_session::split_route_text(std::string_view sql) {
+    auto& sp = *split_;
+    split_note_commit();
+    const auto& q = split_classify(sql);
     const auto* cat = pool_->split->catalog(sp.catalog);
     auto d = rt::route_query(q, cat != nullptr ? *cat : cautious_catalog(), sp.state, sp.options);
+    sp.error.reset();
+    if (d.error && (d.error->name == rt::routing_setting::role ||
+                    d.error->name == rt::routing_setting::consistency ||
+                    d.error->name == rt::routing_setting::min_lsn))
+        sp.error = d.error;  // Postgres itself refuses bad values of its own settings
     sp.txn_writes = sp.txn_writes || d.writes;
     if (cat == nullptr && d.target == rt::route_target::replica) {
         // No catalog yet: a user function might write. Only function-free reads may go.
@@ -76,6 +94,90 @@ rt::route_decision client_session::split_route_text(std::string_view sql) {
         }
     }
     return d;
+}
+
+namespace {
+
+// The first keyword of `sql`, lower-cased, after blanks and comments.
+std::string first_keyword(std::string_view sql) {
+    std::size_t i = 0;
+    while (i < sql.size()) {
+        const char c = sql[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f') {
+            ++i;
+        } else if (sql.substr(i, 2) == "--") {
+            const auto nl = sql.find('\n', i);
+            i = nl == std::string_view::npos ? sql.size() : nl + 1;
+        } else if (sql.substr(i, 2) == "/*") {
+            int depth = 0;  // block comments nest in Postgres
+            while (i < sql.size()) {
+                if (sql.substr(i, 2) == "/*") {
+                    ++depth;
+                    i += 2;
+                } else if (sql.substr(i, 2) == "*/") {
+                    i += 2;
+                    if (--depth == 0) break;
+                } else {
+                    ++i;
+                }
+            }
+        } else {
+            break;
+        }
+    }
+    std::string word;
+    for (; i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i])) != 0; ++i)
+        word.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(sql[i]))));
+    return word;
+}
+
+// The CommandComplete tag Postgres gives `c` when it cannot fail (shardgate may answer it),
+// or "" when the statement must go to a server.
+std::string_view held_tag(const rt::statement_class& c, std::string_view sql) {
+    if (c.txn.kind == rt::txn_kind::begin)
+        return first_keyword(sql) == "start" ? "START TRANSACTION" : "BEGIN";
+    if (c.txn.kind == rt::txn_kind::set_transaction) return "SET";
+    // SET [LOCAL] shardgate.role / consistency / min_lsn: placeholders Postgres takes with any
+    // value; shardgate checked the value already.
+    if (c.node != "VariableSetStmt" || c.settings.empty()) return "";
+    bool reset = false;
+    for (const auto& ch : c.settings) {
+        if (ch.name != rt::routing_setting::role && ch.name != rt::routing_setting::consistency &&
+            ch.name != rt::routing_setting::min_lsn)
+            return "";
+        reset = ch.reset;
+    }
+    if (reset) return first_keyword(sql) == "reset" ? "RESET" : "SET";
+    return "SET";
+}
+
+}  // namespace
+
+bool client_session::split_hold(std::span<const std::byte> body) {
+    auto& sp = *split_;
+    const auto sql = cstring(body).first;
+    const auto& q = split_classify(sql);
+    const std::string_view tag = q.size() == 1 ? held_tag(q[0], sql) : std::string_view();
+    if (tag.empty()) return false;
+    split_note_commit();  // kept whatever happens next
+    const auto saved = sp.state;
+    const auto d = split_route_text(sql);
+    if (d.target != rt::route_target::defer || d.error) {
+        sp.state = saved;  // routed again, as the transaction's first statement
+        sp.error.reset();
+        return false;
+    }
+    if (sp.held.empty()) {
+        sp.held_from = saved;
+    } else {
+        sp.held += "\n;";  // after a trailing -- comment too
+    }
+    sp.held.append(sql);
+    tracker_.on_client('Q');
+    pr::be::encode(client_out_, pr::be::command_complete{std::string(tag)});
+    pr::be::encode(client_out_, pr::be::ready_for_query{'T'});
+    tracker_.on_ready('T');
+    return true;
 }
 
 void client_session::split_route_start() {

@@ -61,14 +61,21 @@ std::optional<std::vector<std::pair<rt::tracked_setting, std::string>>> trackabl
 }
 
 // A Query or Parse body whose statement raises 0A000 saying why the original is refused.
-std::vector<std::byte> refusal(char type, std::span<const std::byte> body, rt::session_effect e) {
-    const std::string sql =
-        "DO $shardgate$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = "
-        "'shardgate: " +
-        std::string(rt::to_string(e)) +
-        " would tie this client to one server connection, and transaction_pinning = refuse', "
-        "HINT = 'Use a session-mode pool for this client, or set transaction_pinning = pin.'; "
-        "END$shardgate$";
+// A Query or Parse body (named as `body`'s) whose statement makes the server raise `code`,
+// `message` and `hint`: the server fails it as its own error would, inside a transaction too.
+std::vector<std::byte> raising(char type, std::span<const std::byte> body, std::string_view code,
+                               std::string_view message, std::string_view hint) {
+    auto quoted = [](std::string_view v) {
+        std::string q = "'";
+        for (char ch : v) {
+            if (ch == '\'') q += '\'';
+            q += ch;
+        }
+        return q + "'";
+    };
+    const std::string sql = "DO $shardgate$BEGIN RAISE EXCEPTION USING ERRCODE = " + quoted(code) +
+                            ", MESSAGE = " + quoted(message) + ", HINT = " + quoted(hint) +
+                            "; END$shardgate$";
     std::vector<std::byte> out;
     auto put = [&out](std::string_view s) {
         for (char ch : s)
@@ -86,6 +93,29 @@ std::vector<std::byte> refusal(char type, std::span<const std::byte> body, rt::s
         put(sql);
     }
     return out;
+}
+
+std::vector<std::byte> refusal(char type, std::span<const std::byte> body, rt::session_effect e) {
+    return raising(type, body, "0A000",
+                   "shardgate: " + std::string(rt::to_string(e)) +
+                       " would tie this client to one server connection, and "
+                       "transaction_pinning = refuse",
+                   "Use a session-mode pool for this client, or set transaction_pinning = pin.");
+}
+
+// A value shardgate cannot route by, for one of its own settings: Postgres' words for a bad
+// enum value (it would take any value for a placeholder).
+std::vector<std::byte> setting_refusal(char type, std::span<const std::byte> body,
+                                       const rt::setting_error& e) {
+    std::string_view hint = "Available values: auto, primary, replica.";
+    if (e.name == rt::routing_setting::consistency)
+        hint = "Available values: eventual, session, primary.";
+    else if (e.name == rt::routing_setting::min_lsn)
+        hint = "The value is a WAL location such as '0/16B3748' (shardgate.last_commit_lsn).";
+    return raising(type, body, "22023",
+                   "invalid value for parameter \"" + std::string(rt::to_string(e.name)) +
+                       "\": \"" + e.value + "\"",
+                   hint);
 }
 
 // DISCARD ALL / DEALLOCATE ALL (a Query body mentioning ALL, after its effect was found).
@@ -189,12 +219,22 @@ const std::string& client_session::current_session_key() {
 client_session::txn_step client_session::txn_client_messages() {
     const pr::frame_decoder dec(cfg_->max_message_size);
     // A server connection for the first complete message (the bytes wait in client_in_).
-    if (!conn_) {
+    while (!conn_) {
         const auto first = dec.feed(client_in_.pending());
-        if (first.status == pr::frame_status::ok && first.msg.type != 'X') {
-            if (split_) split_route_start();
-            return txn_step::need_server;
+        if (first.status != pr::frame_status::ok || first.msg.type == 'X') break;
+        if (split_ && first.msg.type == 'Q' && split_hold(first.msg.body)) {
+            // A plain BEGIN: answered here; the next statement chooses the server.
+            client_in_.consume(first.consumed);
+            continue;
         }
+        if (split_) split_route_start();
+        return txn_step::need_server;
+    }
+    if (conn_ && split_ && !split_->held.empty()) {
+        // What shardgate answered and held goes first, on the server the statement chose.
+        tracker_.on_client('Q');
+        mux_.hidden_query(split_->held, to_server_);
+        split_->held.clear();
     }
     // Whole messages only: statements are renamed and replies re-sequenced per message.
     pr::frame_error err = pr::frame_error::none;
@@ -256,6 +296,13 @@ client_session::txn_step client_session::txn_client_messages() {
                 effect = rt::session_effect::none;
             else
                 dealloc.reset();
+        }
+        if (split_ && split_->error && (t == 'Q' || t == 'P')) {
+            // A shardgate.* setting with a value it cannot route by: the server says so.
+            refused_ = setting_refusal(t, body, *split_->error);
+            body = refused_;
+            effect = rt::session_effect::none;
+            split_->error.reset();
         }
         if (effect != rt::session_effect::none && !pinned_ && pool_->cfg.refuse_pinning &&
             (t == 'Q' || t == 'P')) {

@@ -45,6 +45,14 @@ awaitable<bool> client_session::attach_server(
         if (split_ && split_->routed_first) {
             split_->state = split_->before;  // nothing of it ran
             split_->routed_first = false;
+            split_->error.reset();
+        }
+        if (split_ && !split_->held.empty()) {
+            // The BEGIN shardgate answered never ran either: the transaction is gone (the
+            // client sees ReadyForQuery 'I' below).
+            split_->state = split_->held_from;
+            split_->held.clear();
+            tracker_.on_ready('I');
         }
         // Not FATAL: the client may try again. Each reply it is owed (a Query, a Sync, a
         // function call among the messages now dropped) is an error + ReadyForQuery.

@@ -100,9 +100,15 @@ class client_session : public std::enable_shared_from_this<client_session> {
     // statement and picks the server. For every later statement: keeps the routing state.
     void start_splitting();  // at login, for a database that splits
     void split_route_start();
+    // A Query at a transaction's start whose server a later statement chooses: answered here
+    // and held (split_session::held). False: route it as usual.
+    bool split_hold(std::span<const std::byte> body);
     void split_statement(char type, std::span<const std::byte> body);
     void split_ready(char status);
     router::route_decision split_route_text(std::string_view sql);
+    // Read-your-writes: the pending commit's LSN once the monitor has sampled the primary
+    // after it.
+    void split_note_commit();
     // The client's startup parameters as settings (`options` split into its -c settings).
     [[nodiscard]] std::vector<std::pair<std::string, std::string>> startup_settings() const;
     // SELECT pg_catalog.set_config(name, value, false), ... for `settings`.

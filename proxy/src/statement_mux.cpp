@@ -198,6 +198,13 @@ void statement_mux::client_query_with_tail(std::span<const std::byte> query, std
     drain(to_client);
 }
 
+void statement_mux::hidden_query(std::string_view sql, pr::write_buffer& to_server) {
+    const auto mark = to_server.begin_message('Q');
+    to_server.cstring(sql);
+    to_server.end_message(mark);
+    push({expect::query_hidden, 0, {}, {}, {}});
+}
+
 void statement_mux::emit_reports(std::string_view held, pr::write_buffer& to_client) {
     // ParameterStatus messages, whole, one after another: the last of each name, sorted by
     // name without case as Postgres 15 walks its (sorted) settings when it reports them.
@@ -313,6 +320,15 @@ void statement_mux::server_message(std::span<const std::byte> whole, pr::write_b
             to_client.bytes(whole);
             pop();
             drain(to_client);
+        }
+        return;
+    }
+    if (head.what == expect::query_hidden) {
+        if (type == 'Z') {
+            pop();
+            drain(to_client);
+        } else if (type == 'E') {
+            client_names_in_error(whole, to_client);
         }
         return;
     }

@@ -66,6 +66,11 @@ class statement_mux {
     // in a Query; `txn_status` is the client's transaction status. sent: the server drops
     // shardgate's name instead; forward: the Query must go as written (not one of its
     // statements, or an aborted transaction, where Postgres refuses it).
+    // shardgate's own Query `sql` before the client's next messages: statements shardgate
+    // answered itself and held back (a BEGIN whose server a later statement chooses). Its
+    // replies are dropped, but for errors and ParameterStatus.
+    void hidden_query(std::string_view sql, protocol::write_buffer& to_server);
+
     enum class dealloc : std::uint8_t { forward, sent, answered };
     // answered: shardgate replied itself (CommandComplete, ReadyForQuery): no server reply.
     dealloc deallocate(std::string_view name, char txn_status, protocol::write_buffer& to_server,
@@ -104,6 +109,7 @@ class statement_mux {
         query,            // anything up to ReadyForQuery (simple query, function call)
         query_head,       // a client Query followed by a tail: its ReadyForQuery is dropped
         query_tail,       // shardgate's tail Query: only reports and ReadyForQuery pass
+        query_hidden,     // shardgate's own Query sent first: only errors and reports pass
         swallow_parse,    // ParseComplete of an injected Parse: not for the client
         swallow_close,    // CloseComplete of an injected Close
         synth_parse,      // ParseComplete shardgate owes the client

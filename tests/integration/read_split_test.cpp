@@ -468,3 +468,55 @@ TEST_CASE("hints and transactions: role comments, SET shardgate.role, READ ONLY,
     REQUIRE(routes.size() == 3);
     CHECK(std::stoll(routes[0].at("writes")) >= 1);
 }
+
+TEST_CASE("a plain BEGIN waits for the statement that chooses: SET TRANSACTION READ ONLY") {
+    cluster c;
+    c.start("consistency = \"eventual\"\n");
+    auto conn = c.connect();
+    const int primary = c.primary().port();
+    auto tag = [&](const std::string& sql) {
+        PGresult* r = PQexec(conn.get(), sql.c_str());
+        std::string out =
+            PQresultStatus(r) == PGRES_COMMAND_OK ? PQcmdStatus(r) : PQresultErrorMessage(r);
+        PQclear(r);
+        return out;
+    };
+    // Each its own Query, as psycopg, asyncpg and psql send them.
+    CHECK(tag("BEGIN") == "BEGIN");
+    CHECK(PQtransactionStatus(conn.get()) == PQTRANS_INTRANS);
+    CHECK(tag("SET TRANSACTION READ ONLY") == "SET");
+    const int ro = server_port(conn.get());
+    CHECK(ro != primary);
+    CHECK(value(conn.get(), "SELECT current_setting('transaction_read_only')") == "on");
+    CHECK(server_port(conn.get()) == ro);
+    CHECK(tag("COMMIT") == "COMMIT");
+    CHECK(PQtransactionStatus(conn.get()) == PQTRANS_IDLE);
+    // SET LOCAL shardgate.role after BEGIN, and START TRANSACTION's own tag.
+    CHECK(tag("START TRANSACTION") == "START TRANSACTION");
+    CHECK(tag("SET LOCAL shardgate.role = 'replica'") == "SET");
+    CHECK(server_port(conn.get()) != primary);
+    CHECK(tag("ROLLBACK") == "ROLLBACK");
+    // Without a choice, a BEGIN'd transaction runs on the primary: a write in it works and
+    // is rolled back with it.
+    const auto before = value(conn.get(), "/* shardgate: role=primary */ SELECT count(*) FROM kv");
+    CHECK(tag("BEGIN") == "BEGIN");
+    CHECK(value(conn.get(), "INSERT INTO kv(v) VALUES (7) RETURNING v") == "7");
+    CHECK(server_port(conn.get()) == primary);
+    CHECK(tag("ROLLBACK") == "ROLLBACK");
+    CHECK(value(conn.get(), "/* shardgate: role=primary */ SELECT count(*) FROM kv") == before);
+    // BEGIN, then COMMIT with nothing in between; a bad shardgate.role value is refused
+    // without opening anything.
+    CHECK(tag("BEGIN") == "BEGIN");
+    CHECK(tag("COMMIT") == "COMMIT");
+    CHECK(PQtransactionStatus(conn.get()) == PQTRANS_IDLE);
+    CHECK(tag("BEGIN") == "BEGIN");
+    CHECK(tag("SET LOCAL shardgate.role = 'nowhere'").find("nowhere") != std::string::npos);
+    CHECK(tag("ROLLBACK") == "ROLLBACK");
+    CHECK(PQtransactionStatus(conn.get()) == PQTRANS_IDLE);
+    // Outside a transaction too: 22023, and the session's routing is unchanged.
+    PGresult* r = PQexec(conn.get(), "SET shardgate.consistency = 'sometimes'");
+    CHECK(std::string(PQresultErrorField(r, PG_DIAG_SQLSTATE)) == "22023");
+    CHECK(std::string(PQresultErrorMessage(r)).find("shardgate.consistency") != std::string::npos);
+    PQclear(r);
+    CHECK(server_port(conn.get()) != primary);
+}
