@@ -180,9 +180,10 @@ void database_monitor::record_reply(std::size_t i, const probe_reply& reply) {
         }
         if (!health_.report().primary_reachable && health_.report().primary_failures != 0)
             spdlog::info("replica monitor: {} reachable again", describe(i));
-        // As of when the query was sent: an LSN a commit reported before then is at most this
+        // As of when the query was sent (not `now - rtt`: this runs later than the reply came
+        // when the worker is busy): a commit reported before then is at most this LSN
         // (read-your-writes relies on it), and lag in time errs by a round trip at most.
-        health_.observe_primary(now - reply.rtt, *lsn);
+        health_.observe_primary(reply.sent_at, *lsn);
         return;
     }
     auto sample = decode_replica_row(reply.row);

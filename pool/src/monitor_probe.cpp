@@ -44,6 +44,7 @@ awaitable<probe_reply> async_probe(pg_stream& s, std::string_view sql,
     pr::write_buffer wb;
     pr::fe::encode(wb, pr::fe::query{std::string(sql)});
     const auto start = std::chrono::steady_clock::now();
+    res.sent_at = start;
     error_code ec;
     co_await s.async_write(wb.view(), ec);
     bool has_row = false;

@@ -11,6 +11,8 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "cancel_registry.hpp"
@@ -131,6 +133,18 @@ struct split_session {
     // The message just routed set shardgate.role / consistency / min_lsn to a value it cannot
     // use: it is replaced by one that raises 22023 on the server (relay_txn.cpp).
     std::optional<router::setting_error> error;
+    // Named prepared statements, classified at their Parse: a Bind costs no lexing.
+    struct name_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept {
+            return std::hash<std::string_view>{}(s);
+        }
+    };
+    struct prepared_statement {
+        std::string text;
+        router::classified_query q;
+    };
+    std::unordered_map<std::string, prepared_statement, name_hash, std::equal_to<>> prepared;
     router::session_routing_state held_from;
 };
 

@@ -23,12 +23,16 @@ const rt::function_catalog& cautious_catalog() {
     return none;
 }
 
-// One classifier per thread; its counts reach SHOW PARSE_CACHE every 64 messages.
-const rt::classified_query& split_classify(std::string_view sql) {
+rt::classifier& thread_classifier() {
     thread_local rt::classifier classifier;
+    return classifier;
+}
+
+// The thread's classifier's counts reach SHOW PARSE_CACHE every 64 messages.
+void report_parse_cache() {
     thread_local rt::shape_cache_stats reported;
     thread_local unsigned since_report = 0;
-    const auto& q = classifier.classify(sql);
+    auto& classifier = thread_classifier();
     if (++since_report == 64) {
         since_report = 0;
         const auto now = classifier.stats();
@@ -39,8 +43,17 @@ const rt::classified_query& split_classify(std::string_view sql) {
         t.entries.fetch_add(now.size - reported.size, std::memory_order_relaxed);
         reported = now;
     }
+}
+
+// One classifier per thread.
+const rt::classified_query& split_classify(std::string_view sql) {
+    const auto& q = thread_classifier().classify(sql);
+    report_parse_cache();
     return q;
 }
+
+// Named prepared statements a client keeps at most (beyond: forgotten, classified again).
+constexpr std::size_t max_classified_statements = 4096;
 
 }  // namespace
 
@@ -73,10 +86,29 @@ void client_session::split_note_commit() {
     }
 }
 
-rt::route_decision client_session::split_route_text(std::string_view sql) {
+const rt::classified_query& client_session::split_classified(std::string_view sql,
+                                                             std::string_view statement,
+                                                             bool at_parse) {
+    if (statement.empty()) return split_classify(sql);
+    auto& prepared = split_->prepared;
+    if (!at_parse) {
+        // Bind: classified at its Parse (the text guards against a name parsed again since).
+        if (auto it = prepared.find(statement); it != prepared.end() && it->second.text == sql)
+            return it->second.q;
+    }
+    if (prepared.size() >= max_classified_statements) prepared.clear();
+    auto& e = prepared[std::string(statement)];
+    e.text.assign(sql);
+    e.q = thread_classifier().classify_prepared(sql);
+    report_parse_cache();
+    return e.q;
+}
+
+rt::route_decision client_session::split_route_text(std::string_view sql,
+                                                    std::string_view statement, bool at_parse) {
     auto& sp = *split_;
     split_note_commit();
-    const auto& q = split_classify(sql);
+    const auto& q = split_classified(sql, statement, at_parse);
     const auto* cat = pool_->split->catalog(sp.catalog);
     auto d = rt::route_query(q, cat != nullptr ? *cat : cautious_catalog(), sp.state, sp.options);
     sp.error.reset();
@@ -192,6 +224,8 @@ void client_session::split_route_start() {
     const pr::frame_decoder dec(cfg_->max_message_size);
     auto in = client_in_.pending();
     std::string_view sql;
+    std::string statement;  // a named statement's: classified once, at its Parse
+    bool at_parse = false;
     bool found = false;
     for (auto f = dec.feed(in); f.status == pr::frame_status::ok && !found; f = dec.feed(in)) {
         const char t = f.msg.type;
@@ -199,12 +233,16 @@ void client_session::split_route_start() {
             sql = cstring(f.msg.body).first;
             found = true;
         } else if (t == 'P') {
-            sql = cstring(cstring(f.msg.body).second).first;
+            const auto [name, rest] = cstring(f.msg.body);
+            statement.assign(name);
+            sql = cstring(rest).first;
+            at_parse = true;
             found = true;
         } else if (t == 'B') {
             const auto [portal, rest] = cstring(f.msg.body);
             (void)portal;
-            sql = mux_.statement_text(std::string(cstring(rest).first));
+            statement.assign(cstring(rest).first);
+            sql = mux_.statement_text(statement);
             found = !sql.empty();
         } else if (t == 'S' || t == 'F' || t == 'X') {
             break;
@@ -214,7 +252,7 @@ void client_session::split_route_start() {
     auto& db = *pool_->split;
     if (!found) return;  // the primary
     sp.before = sp.state;
-    const auto d = split_route_text(sql);
+    const auto d = split_route_text(sql, statement, at_parse);
     sp.routed_first = true;
     const bool read = d.target == rt::route_target::replica || d.target == rt::route_target::any;
     sp.replica_if_primary_down = read || d.why == rt::route_reason::read_your_writes;
@@ -258,20 +296,20 @@ void client_session::split_statement(char type, std::span<const std::byte> body)
         sp.routed_first = false;
         return;
     }
-    std::string_view sql;
     if (type == 'Q') {
-        sql = cstring(body).first;
+        (void)split_route_text(cstring(body).first);
     } else if (type == 'P') {
-        sql = cstring(cstring(body).second).first;
+        const auto [name, rest] = cstring(body);
+        (void)split_route_text(cstring(rest).first, name, true);
     } else {
         const auto [portal, rest] = cstring(body);
         (void)portal;
         const std::string name(cstring(rest).first);
         if (name.empty()) return;  // the unnamed statement: routed at its Parse
-        sql = mux_.statement_text(name);
+        const auto sql = mux_.statement_text(name);
         if (sql.empty()) return;
+        (void)split_route_text(sql, name, false);
     }
-    (void)split_route_text(sql);
 }
 
 void client_session::split_ready(char status) {

@@ -337,8 +337,10 @@ client_session::txn_step client_session::txn_client_messages() {
         }
         if ((discard_all || effect == rt::session_effect::discard ||
              effect == rt::session_effect::prepare) &&
-            t == 'Q' && mentions_all(f.msg.body))
+            t == 'Q' && mentions_all(f.msg.body)) {
             mux_.forget_all();
+            if (split_) split_->prepared.clear();
+        }
         client_in_.consume(f.consumed);
     }
     if (err != pr::frame_error::none) {

@@ -105,7 +105,12 @@ class client_session : public std::enable_shared_from_this<client_session> {
     bool split_hold(std::span<const std::byte> body);
     void split_statement(char type, std::span<const std::byte> body);
     void split_ready(char status);
-    router::route_decision split_route_text(std::string_view sql);
+    // `statement`: a named prepared statement's name, classified once at its Parse
+    // (`at_parse`) and kept with the session; "" for a Query or the unnamed statement.
+    router::route_decision split_route_text(std::string_view sql, std::string_view statement = {},
+                                            bool at_parse = false);
+    const router::classified_query& split_classified(std::string_view sql,
+                                                     std::string_view statement, bool at_parse);
     // Read-your-writes: the pending commit's LSN once the monitor has sampled the primary
     // after it.
     void split_note_commit();

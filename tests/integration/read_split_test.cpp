@@ -520,3 +520,33 @@ TEST_CASE("a plain BEGIN waits for the statement that chooses: SET TRANSACTION R
     PQclear(r);
     CHECK(server_port(conn.get()) != primary);
 }
+
+TEST_CASE("prepared statements are routed by the statement they were parsed from") {
+    cluster c;
+    c.start("consistency = \"eventual\"\n");
+    auto conn = c.connect();
+    const int primary = c.primary().port();
+    auto exec_port = [&](const char* name) {
+        PGresult* r = PQexecPrepared(conn.get(), name, 0, nullptr, nullptr, nullptr, 0);
+        const int port = PQresultStatus(r) == PGRES_TUPLES_OK ? std::stoi(PQgetvalue(r, 0, 0)) : -1;
+        if (port < 0) MESSAGE(PQresultErrorMessage(r));
+        PQclear(r);
+        return port;
+    };
+    auto prepare = [&](const char* name, const char* sql) {
+        PGresult* r = PQprepare(conn.get(), name, sql, 0, nullptr);
+        const bool good = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        return good;
+    };
+    REQUIRE(prepare("port", "SELECT inet_server_port()"));
+    REQUIRE(prepare("write", "SELECT inet_server_port() FROM (SELECT bump()) AS x"));
+    for (int i = 0; i < 20; ++i) {
+        CHECK(exec_port("port") != primary);
+        CHECK(exec_port("write") == primary);  // bump() is a volatile user function
+    }
+    // The same name parsed again with another text is routed by the new text.
+    CHECK(ok(conn.get(), "DEALLOCATE port"));
+    REQUIRE(prepare("port", "SELECT inet_server_port() FROM (SELECT bump()) AS x"));
+    CHECK(exec_port("port") == primary);
+}

@@ -12,9 +12,10 @@ namespace shardgate::pool {
 
 struct probe_reply {
     check_failure failure = check_failure::none;
-    std::string error;                 // why it failed, for logs
-    text_row row;                      // the first DataRow
-    std::chrono::microseconds rtt{0};  // Query sent to ReadyForQuery read
+    std::string error;                                // why it failed, for logs
+    text_row row;                                     // the first DataRow
+    std::chrono::microseconds rtt{0};                 // Query sent to ReadyForQuery read
+    std::chrono::steady_clock::time_point sent_at{};  // just before the Query was written
 };
 
 // Sends `sql` as one simple Query and reads up to ReadyForQuery, within `timeout` (the stream

@@ -3,7 +3,7 @@
 //
 // How lag is measured
 // -------------------
-// Byte lag is the primary's WAL position (`pg_current_wal_lsn()`) minus the replica's replay
+// Byte lag is the primary's WAL position (`pg_current_wal_insert_lsn()`) minus the replica's replay
 // position (`pg_last_wal_replay_lsn()`), 0 when the replica is ahead of our last primary sample.
 //
 // Time lag is *not* `now() - pg_last_xact_replay_timestamp()`: that grows without bound while
@@ -60,7 +60,10 @@ std::string format_lsn(std::uint64_t lsn);
 // The check queries, and their single rows (text format) decoded without I/O. A malformed row
 // (wrong column count, NULL where a value is needed, bad text) decodes to nullopt.
 // https://www.postgresql.org/docs/15/functions-admin.html#FUNCTIONS-RECOVERY-INFO-TABLE
-inline constexpr std::string_view primary_check_sql = "SELECT pg_current_wal_lsn()";
+// The insert position, not pg_current_wal_lsn() (the write position): with synchronous_commit
+// = off a commit returns before its record is written, so only the insert position is sure to
+// be past every commit a client has seen (read-your-writes compares against it).
+inline constexpr std::string_view primary_check_sql = "SELECT pg_current_wal_insert_lsn()";
 inline constexpr std::string_view replica_check_sql =
     "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), pg_last_wal_receive_lsn()";
 
@@ -162,7 +165,7 @@ class replica_health {
   public:
     replica_health(std::size_t replica_count, lag_settings s);
 
-    // A passing primary check: pg_current_wal_lsn() as seen at `at`.
+    // A passing primary check: pg_current_wal_insert_lsn() as seen at `at`.
     void observe_primary(health_clock::time_point at, std::uint64_t lsn);
     // A failed primary check; lags keep being measured against the last position seen.
     void primary_failed(health_clock::time_point at, std::string detail);
