@@ -16,6 +16,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "client_program.hpp"
@@ -101,6 +102,16 @@ std::string status_of(PGconn* c, const std::string& sql) {
     return out;
 }
 
+// Two clients of `f`: the first holds the pool's only connection in an open transaction.
+std::pair<conn_ptr, conn_ptr> holder_and_waiter(const fixture& f) {
+    auto a = f.connect();
+    auto b = f.connect();
+    REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
+    CHECK(status_of(a.get(), "BEGIN") == "PGRES_COMMAND_OK");
+    CHECK(status_of(a.get(), "SELECT 1") == "PGRES_TUPLES_OK");
+    return {std::move(a), std::move(b)};
+}
+
 }  // namespace
 
 TEST_CASE("20 clients share 2 server connections transaction by transaction") {
@@ -161,11 +172,7 @@ TEST_CASE("a transaction keeps its server connection until it ends") {
 
 TEST_CASE("checkout_timeout in transaction mode: an ERROR, and the client stays usable") {
     fixture f("pool_size = 1\ncheckout_timeout_ms = 400\n");
-    auto a = f.connect();
-    auto b = f.connect();
-    REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
-    CHECK(status_of(a.get(), "BEGIN") == "PGRES_COMMAND_OK");
-    CHECK(status_of(a.get(), "SELECT 1") == "PGRES_TUPLES_OK");
+    auto [a, b] = holder_and_waiter(f);
     const auto t0 = clock_type::now();
     PGresult* r = PQexec(b.get(), "SELECT 2");
     const auto waited = clock_type::now() - t0;
@@ -184,11 +191,7 @@ TEST_CASE("reserve_pool_size in transaction mode: the reserve only after reserve
     fixture f(
         "pool_size = 1\nreserve_pool_size = 1\nreserve_pool_timeout_ms = 300\n"
         "checkout_timeout_ms = 3000\n");
-    auto a = f.connect();
-    auto b = f.connect();
-    REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
-    CHECK(status_of(a.get(), "BEGIN") == "PGRES_COMMAND_OK");
-    CHECK(status_of(a.get(), "SELECT 1") == "PGRES_TUPLES_OK");
+    auto [a, b] = holder_and_waiter(f);
     const auto t0 = clock_type::now();
     CHECK(value(b.get(), "SELECT 2") == "2");  // waits, then gets the reserve connection
     const auto waited = clock_type::now() - t0;
