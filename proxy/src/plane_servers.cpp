@@ -62,28 +62,24 @@ void plane_servers::park(std::shared_ptr<plane_server> s) {
         promote(pool);
         return;
     }
-    if (auto qi = queues_.find(pool); qi != queues_.end()) {
+    if (auto qi = queues_.find(pool); qi != queues_.end() && live_front(pool, qi->second)) {
         auto& q = qi->second;
-        std::chrono::steady_clock::time_point since;
-        if (auto w = pop_waiter(pool, q, since)) {
-            if (pool->oldest_waiter() < since) {
-                // A client queued in the pool has waited longer: the connection is its.
-                q.waiters.push_front({w, since});
-                ++waiting_;
-                pool->note_plane_waiting(1);
-                give_back(s);
-                return;
-            }
-            if (s->conn->applied_key == w->session_key()) {
-                w->take_over(std::move(s));
-                return;
-            }
-            // Ours waits for other settings: the pool hands this connection to it, and its
-            // worker applies them.
+        if (pool->oldest_waiter() < q.waiters.front().since) {
+            // A client queued in the pool has waited longer: the connection is its.
             give_back(s);
-            ask(pool, q, *w, since);
             return;
         }
+        const auto since = q.waiters.front().since;
+        auto w = pop_front(pool, q);
+        if (s->conn->applied_key == w->session_key()) {
+            w->take_over(std::move(s));
+            return;
+        }
+        // Ours waits for other settings: the pool hands this connection to it, and its
+        // worker applies them.
+        give_back(s);
+        ask(q, *w, since);
+        return;
     }
     if (!pool->may_park(*s->conn, plane_.now())) {
         give_back(s);
@@ -164,14 +160,14 @@ void plane_servers::need(const std::shared_ptr<txn_plane_link>& link, pool::serv
         const auto a = pool->advise(now, now);
         if (a == pool::server_pool::advice::now ||
             (a == pool::server_pool::advice::if_room && q.asking < max_asking))
-            return ask(pool, q, *link, now);
+            return ask(q, *link, now);
     }
     q.waiters.push_back({link, now});
     ++waiting_;
     pool->note_plane_waiting(1);
 }
 
-void plane_servers::ask(pool::server_pool* /*pool*/, queue& q, txn_plane_link& link,
+void plane_servers::ask(queue& q, txn_plane_link& link,
                         std::chrono::steady_clock::time_point since) {
     ++q.asking;
     link.start_acquire(since);
@@ -184,20 +180,20 @@ void plane_servers::asked(pool::server_pool* pool) {
     promote(pool);
 }
 
-std::shared_ptr<txn_plane_link> plane_servers::pop_waiter(
-    pool::server_pool* pool, queue& q, std::chrono::steady_clock::time_point& since) {
+bool plane_servers::live_front(pool::server_pool* pool, queue& q) {
     while (!q.waiters.empty()) {
-        auto w = std::move(q.waiters.front());
-        q.waiters.pop_front();
-        --waiting_;
-        pool->note_plane_waiting(-1);
-        auto l = w.link.lock();
-        if (l && l->waits()) {
-            since = w.since;
-            return l;
-        }
+        if (auto l = q.waiters.front().link.lock(); l && l->waits()) return true;
+        pop_front(pool, q);  // it left
     }
-    return nullptr;
+    return false;
+}
+
+std::shared_ptr<txn_plane_link> plane_servers::pop_front(pool::server_pool* pool, queue& q) {
+    auto l = q.waiters.front().link.lock();
+    q.waiters.pop_front();
+    --waiting_;
+    pool->note_plane_waiting(-1);
+    return l;
 }
 
 void plane_servers::promote(pool::server_pool* pool) {
@@ -205,21 +201,13 @@ void plane_servers::promote(pool::server_pool* pool) {
     if (it == queues_.end()) return;
     auto& q = it->second;
     const auto now = plane_.now();
-    while (!q.waiters.empty()) {
-        if (auto l = q.waiters.front().link.lock(); !l || !l->waits()) {
-            q.waiters.pop_front();  // it left
-            --waiting_;
-            pool->note_plane_waiting(-1);
-            continue;
-        }
-        const auto a = pool->advise(q.waiters.front().since, now);
+    while (live_front(pool, q)) {
+        const auto since = q.waiters.front().since;
+        const auto a = pool->advise(since, now);
         if (a == pool::server_pool::advice::wait ||
             (a == pool::server_pool::advice::if_room && q.asking >= max_asking))
             break;
-        std::chrono::steady_clock::time_point since;
-        auto l = pop_waiter(pool, q, since);
-        if (!l) break;
-        ask(pool, q, *l, since);
+        ask(q, *pop_front(pool, q), since);
     }
     if (q.waiters.empty() && q.asking == 0) queues_.erase(it);
 }

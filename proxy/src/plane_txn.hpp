@@ -53,11 +53,11 @@ class plane_server final : public plane_handler {
 // connection one of this plane's clients brings back, without a system call. So a burst of
 // clients grows the pool one login at a time per plane (PgBouncer: one per pool), not by a
 // fork storm of Postgres backends, and a full pool's connections go from client to client
-// inside the plane. A client
-// waiting longer than reserve_pool_timeout or checkout_timeout, or while the pool is paused,
-// closed or its backend down, asks the pool at once: the pool's answer (a reserve
-// connection, the timeout error, PAUSE) is the same as for any other client. A connection
-// goes back to the pool instead when a client queued in the pool has waited longer than ours.
+// inside the plane. A client waiting longer than reserve_pool_timeout or checkout_timeout, or
+// while the pool is paused, closed or its backend down, asks the pool at once: the pool's
+// answer (a reserve connection, the timeout error, PAUSE) is the same as for any other client.
+// A connection goes back to the pool instead when a client queued in the pool has waited
+// longer than ours.
 class plane_servers {
   public:
     static constexpr std::uint32_t max_asking = 1;
@@ -98,13 +98,12 @@ class plane_servers {
 
     void remove(plane_server& s);
     void give_back(const std::shared_ptr<plane_server>& s);
-    // The first live waiter of `q`, popped, or null.
-    std::shared_ptr<txn_plane_link> pop_waiter(pool::server_pool* pool, queue& q,
-                                               std::chrono::steady_clock::time_point& since);
+    // Drops waiters that left from the front of `q`; true if one still waits there.
+    bool live_front(pool::server_pool* pool, queue& q);
+    std::shared_ptr<txn_plane_link> pop_front(pool::server_pool* pool, queue& q);
     // Lets waiters of `pool` ask it, as far as it advises.
     void promote(pool::server_pool* pool);
-    void ask(pool::server_pool* pool, queue& q, txn_plane_link& link,
-             std::chrono::steady_clock::time_point since);
+    void ask(queue& q, txn_plane_link& link, std::chrono::steady_clock::time_point since);
 
     data_plane& plane_;
     std::unordered_map<pool::server_pool*, std::vector<std::shared_ptr<plane_server>>> parked_;

@@ -111,11 +111,10 @@ struct split_session {
     // The current transaction's server: nullopt the primary, else a replica index.
     std::optional<std::size_t> replica;
     bool routed_first = false;  // the transaction's first statement was routed at its start
-    bool no_fit_error = false;
+    bool no_fit_error = false;  // a read with no fit replica and no_fit_replica = "error"
     // A read on the primary (no fit replica, or read-your-writes) that may run on a replica
     // when the primary cannot be reached.
-    bool replica_if_primary_down =
-        false;  // a read with no fit replica and no_fit_replica = "error"
+    bool replica_if_primary_down = false;
     // The state before the transaction's first statement was routed: put back when no server
     // could be had for it (its statements never ran).
     router::session_routing_state before;
@@ -130,6 +129,7 @@ struct split_session {
     // answered by shardgate and held until a later statement chooses the server: sent there
     // first (statement_mux::hidden_query). `held_from`: the state before it.
     std::string held;
+    router::session_routing_state held_from;
     // The message just routed set shardgate.role / consistency / min_lsn to a value it cannot
     // use: it is replaced by one that raises 22023 on the server (relay_txn.cpp).
     std::optional<router::setting_error> error;
@@ -145,7 +145,6 @@ struct split_session {
         router::classified_query q;
     };
     std::unordered_map<std::string, prepared_statement, name_hash, std::equal_to<>> prepared;
-    router::session_routing_state held_from;
 };
 
 }  // namespace shardgate::proxy

@@ -3,8 +3,6 @@
 // statements only keep the routing state (a transaction never changes server).
 #include <spdlog/spdlog.h>
 
-#include <cctype>
-
 #include "session.hpp"
 #include "shardgate/pool/replica_health.hpp"
 #include "shardgate/protocol/backend.hpp"
@@ -106,9 +104,12 @@ const rt::classified_query& client_session::split_classified(std::string_view sq
 
 rt::route_decision client_session::split_route_text(std::string_view sql,
                                                     std::string_view statement, bool at_parse) {
+    return split_route(split_classified(sql, statement, at_parse));
+}
+
+rt::route_decision client_session::split_route(const rt::classified_query& q) {
     auto& sp = *split_;
     split_note_commit();
-    const auto& q = split_classified(sql, statement, at_parse);
     const auto* cat = pool_->split->catalog(sp.catalog);
     auto d = rt::route_query(q, cat != nullptr ? *cat : cautious_catalog(), sp.state, sp.options);
     sp.error.reset();
@@ -130,89 +131,44 @@ rt::route_decision client_session::split_route_text(std::string_view sql,
 
 namespace {
 
-// The first keyword of `sql`, lower-cased, after blanks and comments.
-std::string first_keyword(std::string_view sql) {
-    std::size_t i = 0;
-    while (i < sql.size()) {
-        const char c = sql[i];
-        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f') {
-            ++i;
-        } else if (sql.substr(i, 2) == "--") {
-            const auto nl = sql.find('\n', i);
-            i = nl == std::string_view::npos ? sql.size() : nl + 1;
-        } else if (sql.substr(i, 2) == "/*") {
-            int depth = 0;  // block comments nest in Postgres
-            while (i < sql.size()) {
-                if (sql.substr(i, 2) == "/*") {
-                    ++depth;
-                    i += 2;
-                } else if (sql.substr(i, 2) == "*/") {
-                    i += 2;
-                    if (--depth == 0) break;
-                } else {
-                    ++i;
-                }
-            }
-        } else {
-            break;
-        }
-    }
-    std::string word;
-    for (; i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i])) != 0; ++i)
-        word.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(sql[i]))));
-    return word;
-}
-
 // The CommandComplete tag Postgres gives `c` when it cannot fail (shardgate may answer it),
-// or "" when the statement must go to a server.
-std::string_view held_tag(const rt::statement_class& c, std::string_view sql) {
+// or "" when the statement must go to a server. `shape`: its lexer output (first keyword).
+std::string_view held_tag(const rt::statement_class& c, const rt::statement_shape* shape) {
+    const auto first_word = [shape](std::string_view w) {
+        return shape != nullptr && shape->shape.starts_with(w);
+    };
     if (c.txn.kind == rt::txn_kind::begin)
-        return first_keyword(sql) == "start" ? "START TRANSACTION" : "BEGIN";
+        return first_word("start") ? "START TRANSACTION" : "BEGIN";
     if (c.txn.kind == rt::txn_kind::set_transaction) return "SET";
     // SET [LOCAL] shardgate.role / consistency / min_lsn: placeholders Postgres takes with any
     // value; shardgate checked the value already.
     if (c.node != "VariableSetStmt" || c.settings.empty()) return "";
-    bool reset = false;
     for (const auto& ch : c.settings) {
         if (ch.name != rt::routing_setting::role && ch.name != rt::routing_setting::consistency &&
             ch.name != rt::routing_setting::min_lsn)
             return "";
-        reset = ch.reset;
     }
-    if (reset) return first_keyword(sql) == "reset" ? "RESET" : "SET";
-    return "SET";
+    return first_word("reset") ? "RESET" : "SET";
 }
 
 }  // namespace
 
-bool client_session::split_hold(std::span<const std::byte> body) {
+void client_session::split_hold(std::string_view sql, std::string_view tag, std::size_t consumed) {
     auto& sp = *split_;
-    const auto sql = cstring(body).first;
-    const auto& q = split_classify(sql);
-    const std::string_view tag = q.size() == 1 ? held_tag(q[0], sql) : std::string_view();
-    if (tag.empty()) return false;
-    split_note_commit();  // kept whatever happens next
-    const auto saved = sp.state;
-    const auto d = split_route_text(sql);
-    if (d.target != rt::route_target::defer || d.error) {
-        sp.state = saved;  // routed again, as the transaction's first statement
-        sp.error.reset();
-        return false;
-    }
     if (sp.held.empty()) {
-        sp.held_from = saved;
+        sp.held_from = sp.before;
     } else {
         sp.held += "\n;";  // after a trailing -- comment too
     }
     sp.held.append(sql);
+    client_in_.consume(consumed);  // `sql` pointed into it
     tracker_.on_client('Q');
     pr::be::encode(client_out_, pr::be::command_complete{std::string(tag)});
     pr::be::encode(client_out_, pr::be::ready_for_query{'T'});
     tracker_.on_ready('T');
-    return true;
 }
 
-void client_session::split_route_start() {
+bool client_session::split_route_start() {
     auto& sp = *split_;
     sp.replica.reset();
     sp.routed_first = false;
@@ -227,10 +183,12 @@ void client_session::split_route_start() {
     std::string statement;  // a named statement's: classified once, at its Parse
     bool at_parse = false;
     bool found = false;
+    std::size_t first_query = 0;  // the first message is a Query: its size (it may be held)
     for (auto f = dec.feed(in); f.status == pr::frame_status::ok && !found; f = dec.feed(in)) {
         const char t = f.msg.type;
         if (t == 'Q') {
             sql = cstring(f.msg.body).first;
+            if (in.size() == client_in_.pending().size()) first_query = f.consumed;
             found = true;
         } else if (t == 'P') {
             const auto [name, rest] = cstring(f.msg.body);
@@ -250,9 +208,18 @@ void client_session::split_route_start() {
         in = in.subspan(f.consumed);
     }
     auto& db = *pool_->split;
-    if (!found) return;  // the primary
+    if (!found) return false;  // the primary
+    const auto& q = split_classified(sql, statement, at_parse);
+    split_note_commit();  // before `before`: a failed checkout must not undo it
     sp.before = sp.state;
-    const auto d = split_route_text(sql, statement, at_parse);
+    const auto d = split_route(q);
+    if (first_query != 0 && d.target == rt::route_target::defer && !d.error && q.size() == 1) {
+        // A plain BEGIN on its own: answered here; the statement after it chooses.
+        if (const auto tag = held_tag(q[0], q.shape(0)); !tag.empty()) {
+            split_hold(sql, tag, first_query);
+            return true;
+        }
+    }
     sp.routed_first = true;
     const bool read = d.target == rt::route_target::replica || d.target == rt::route_target::any;
     sp.replica_if_primary_down = read || d.why == rt::route_reason::read_your_writes;
@@ -263,7 +230,7 @@ void client_session::split_route_start() {
             c.reads_for_consistency.fetch_add(1, std::memory_order_relaxed);
         else
             sp.count_at_end = true;  // a read or a write: known when the transaction ends
-        return;
+        return false;
     }
     thread_local std::vector<std::uint32_t> active;
     active.clear();
@@ -276,7 +243,7 @@ void client_session::split_route_start() {
     if (choice && !choice->primary) {
         sp.replica = choice->replica;
         db.counters(choice->replica).reads.fetch_add(1, std::memory_order_relaxed);
-        return;
+        return false;
     }
     auto& c = db.counters(std::nullopt);
     if (choice || d.target == rt::route_target::any) {
@@ -287,6 +254,7 @@ void client_session::split_route_start() {
         c.reads_for_lag.fetch_add(1, std::memory_order_relaxed);
         if (db.config().no_fit_replica == no_fit_replica_policy::error) sp.no_fit_error = true;
     }
+    return false;
 }
 
 void client_session::split_statement(char type, std::span<const std::byte> body) {

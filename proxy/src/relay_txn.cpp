@@ -222,12 +222,8 @@ client_session::txn_step client_session::txn_client_messages() {
     while (!conn_) {
         const auto first = dec.feed(client_in_.pending());
         if (first.status != pr::frame_status::ok || first.msg.type == 'X') break;
-        if (split_ && first.msg.type == 'Q' && split_hold(first.msg.body)) {
-            // A plain BEGIN: answered here; the next statement chooses the server.
-            client_in_.consume(first.consumed);
-            continue;
-        }
-        if (split_) split_route_start();
+        // A plain BEGIN may be answered and held: then the next message chooses the server.
+        if (split_ && split_route_start()) continue;
         return txn_step::need_server;
     }
     if (conn_ && split_ && !split_->held.empty()) {

@@ -99,16 +99,18 @@ class client_session : public std::enable_shared_from_this<client_session> {
     // Read/write splitting (relay_split.cpp). At a transaction's start: routes its first
     // statement and picks the server. For every later statement: keeps the routing state.
     void start_splitting();  // at login, for a database that splits
-    void split_route_start();
-    // A Query at a transaction's start whose server a later statement chooses: answered here
-    // and held (split_session::held). False: route it as usual.
-    bool split_hold(std::span<const std::byte> body);
+    // Routes the transaction's first statement. True: it was a plain BEGIN (or SET
+    // TRANSACTION, SET LOCAL shardgate.*) whose server a later statement chooses: answered
+    // here and held (split_session::held), its message consumed.
+    bool split_route_start();
+    void split_hold(std::string_view sql, std::string_view tag, std::size_t consumed);
     void split_statement(char type, std::span<const std::byte> body);
     void split_ready(char status);
     // `statement`: a named prepared statement's name, classified once at its Parse
     // (`at_parse`) and kept with the session; "" for a Query or the unnamed statement.
     router::route_decision split_route_text(std::string_view sql, std::string_view statement = {},
                                             bool at_parse = false);
+    router::route_decision split_route(const router::classified_query& q);
     const router::classified_query& split_classified(std::string_view sql,
                                                      std::string_view statement, bool at_parse);
     // Read-your-writes: the pending commit's LSN once the monitor has sampled the primary
