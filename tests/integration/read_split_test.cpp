@@ -2,6 +2,8 @@
 // load-balancing policy says, writes only on the primary, a replica paused past max_lag_* stops
 // taking reads within a monitor interval and takes them again once resumed, a replica killed
 // under read load, read-your-writes (session vs eventual), and the primary stopped and back.
+// One file over 500 lines: every case needs the same three-server cluster fixture and its
+// helpers (SHOW ROUTES, xact_commit counts, pgbench), each case one promise of the issue.
 #include <doctest/doctest.h>
 #include <libpq-fe.h>
 
