@@ -37,23 +37,44 @@ std::size_t prepared_registry::size() const {
     return ids_.size();
 }
 
-void statement_mux::push(pending p) {
+void statement_mux::push(expect what, std::uint64_t statement) {
     if (head_ == expected_.size()) {
         expected_.clear();
+        texts_.clear();
         head_ = 0;
     }
-    expected_.push_back(std::move(p));
+    expected_.push_back({what, 0, statement});
+}
+
+void statement_mux::push(expect what, std::uint64_t statement, pending_text text) {
+    push(what, statement);
+    texts_.push_back(std::move(text));
+    expected_.back().text = static_cast<std::uint32_t>(texts_.size());
 }
 
 void statement_mux::pop() {
     if (++head_ == expected_.size()) {
         expected_.clear();
+        texts_.clear();
         head_ = 0;
     }
 }
 
+const statement_mux::pending_text& statement_mux::text_of(const pending& p) const {
+    static const pending_text none;
+    return p.text == 0 ? none : texts_[p.text - 1];
+}
+
+statement_mux::pending_text& statement_mux::text_of(pending& p) {
+    if (p.text == 0) {
+        texts_.emplace_back();
+        p.text = static_cast<std::uint32_t>(texts_.size());
+    }
+    return texts_[p.text - 1];
+}
+
 void statement_mux::fail(std::string code, std::string message) {
-    push({expect::synth_error, 0, std::move(code), std::move(message), {}});
+    push(expect::synth_error, 0, {std::move(code), std::move(message), {}});
     skip_to_sync_ = true;
 }
 
@@ -68,13 +89,16 @@ bool statement_mux::ensure_prepared(const client_statement& s, pr::write_buffer&
         to_server.u8('S');
         to_server.cstring(server_statement_name(*victim));
         to_server.end_message(mark);
-        push({expect::swallow_close, 0, {}, {}, {}});
+        push(expect::swallow_close);
     }
     const auto mark = to_server.begin_message('P');
     to_server.cstring(server_statement_name(s.id));
     to_server.bytes(s.key);
     to_server.end_message(mark);
-    push({parse_reply, s.id, {}, {}, client_name});
+    if (client_name.empty())
+        push(parse_reply, s.id);
+    else
+        push(parse_reply, s.id, {{}, {}, client_name});
     return false;
 }
 
@@ -85,7 +109,7 @@ void statement_mux::client_message(char type, std::span<const std::byte> body,
         if (type == 'S') {
             skip_to_sync_ = false;
             forward(to_server, type, body);
-            push({expect::sync, 0, {}, {}, {}});
+            push(expect::sync);
         }
         return drain(to_client);
     }
@@ -94,7 +118,7 @@ void statement_mux::client_message(char type, std::span<const std::byte> body,
             auto [name, rest] = cstring(body);
             if (name.empty()) {
                 forward(to_server, type, body);
-                push({expect::parse, 0, {}, {}, {}});
+                push(expect::parse);
                 break;
             }
             std::string n(name);
@@ -106,7 +130,7 @@ void statement_mux::client_message(char type, std::span<const std::byte> body,
             const auto& st = statements_.emplace(n, std::move(s)).first->second;
             // Sent, its ParseComplete goes to the client; already there, shardgate owes one.
             if (ensure_prepared(st, to_server, expect::parse, n))
-                push({expect::synth_parse, st.id, {}, {}, n});
+                push(expect::synth_parse, st.id, {{}, {}, n});
             break;
         }
         case 'B': {
@@ -114,7 +138,7 @@ void statement_mux::client_message(char type, std::span<const std::byte> body,
             auto [stmt, rest] = cstring(after_portal);
             if (stmt.empty()) {
                 forward(to_server, type, body);
-                push({expect::bind, 0, {}, {}, {}});
+                push(expect::bind);
                 break;
             }
             auto it = statements_.find(std::string(stmt));
@@ -128,7 +152,7 @@ void statement_mux::client_message(char type, std::span<const std::byte> body,
             to_server.cstring(server_statement_name(it->second.id));
             to_server.bytes(rest);
             to_server.end_message(mark);
-            push({expect::bind, 0, {}, {}, {}});
+            push(expect::bind);
             break;
         }
         case 'D':
@@ -137,13 +161,9 @@ void statement_mux::client_message(char type, std::span<const std::byte> body,
             auto [name, rest] = cstring(body.empty() ? body : body.subspan(1));
             if (kind != 'S' || name.empty()) {
                 forward(to_server, type, body);
-                push({type == 'C'   ? expect::close
-                      : kind == 'S' ? expect::describe_stmt
-                                    : expect::describe_portal,
-                      0,
-                      {},
-                      {},
-                      {}});
+                push(type == 'C'   ? expect::close
+                     : kind == 'S' ? expect::describe_stmt
+                                   : expect::describe_portal);
                 break;
             }
             auto it = statements_.find(std::string(name));
@@ -151,7 +171,7 @@ void statement_mux::client_message(char type, std::span<const std::byte> body,
                 // Closing is the client's business; the server keeps it for others. Closing
                 // a name that does not exist is not an error in Postgres either.
                 if (it != statements_.end()) statements_.erase(it);
-                push({expect::synth_close, 0, {}, {}, {}});
+                push(expect::synth_close);
                 break;
             }
             if (it == statements_.end()) {
@@ -163,21 +183,21 @@ void statement_mux::client_message(char type, std::span<const std::byte> body,
             to_server.u8('S');
             to_server.cstring(server_statement_name(it->second.id));
             to_server.end_message(mark);
-            push({expect::describe_stmt, 0, {}, {}, {}});
+            push(expect::describe_stmt);
             break;
         }
         case 'E':
             forward(to_server, type, body);
-            push({expect::execute, 0, {}, {}, {}});
+            push(expect::execute);
             break;
         case 'S':
             forward(to_server, type, body);
-            push({expect::sync, 0, {}, {}, {}});
+            push(expect::sync);
             break;
         case 'Q':
         case 'F':
             forward(to_server, type, body);
-            push({expect::query, 0, {}, {}, {}});
+            push(expect::query);
             break;
         default:  // Flush, COPY data: no reply of their own
             forward(to_server, type, body);
@@ -190,11 +210,11 @@ void statement_mux::client_query_with_tail(std::span<const std::byte> query, std
                                            pr::write_buffer& to_server,
                                            pr::write_buffer& to_client) {
     forward(to_server, 'Q', query);
-    push({expect::query_head, 0, {}, {}, {}});
+    push(expect::query_head);
     const auto mark = to_server.begin_message('Q');
     to_server.cstring(tail);
     to_server.end_message(mark);
-    push({expect::query_tail, 0, {}, {}, {}});
+    push(expect::query_tail);
     drain(to_client);
 }
 
@@ -202,7 +222,7 @@ void statement_mux::hidden_query(std::string_view sql, pr::write_buffer& to_serv
     const auto mark = to_server.begin_message('Q');
     to_server.cstring(sql);
     to_server.end_message(mark);
-    push({expect::query_hidden, 0, {}, {}, {}});
+    push(expect::query_hidden);
 }
 
 void statement_mux::emit_reports(std::string_view held, pr::write_buffer& to_client) {
@@ -270,7 +290,7 @@ statement_mux::dealloc statement_mux::deallocate(std::string_view name, char txn
         const auto mark = to_server.begin_message('Q');
         to_server.cstring("DEALLOCATE " + server_statement_name(id));
         to_server.end_message(mark);
-        push({expect::query, 0, {}, {}, {}});
+        push(expect::query);
         return dealloc::sent;
     }
     if (!settled()) return dealloc::forward;  // the status after what is in flight is unknown
@@ -290,8 +310,9 @@ void statement_mux::error_until_sync() {
         if ((p.what == expect::parse || p.what == expect::swallow_parse) && p.statement != 0 &&
             server_ != nullptr)
             server_->remove(p.statement);
-        if ((p.what == expect::parse || p.what == expect::synth_parse) && !p.client_name.empty())
-            statements_.erase(p.client_name);
+        if ((p.what == expect::parse || p.what == expect::synth_parse) &&
+            !text_of(p).client_name.empty())
+            statements_.erase(text_of(p).client_name);
         pop();
     }
 }
@@ -305,7 +326,8 @@ void statement_mux::server_message(std::span<const std::byte> whole, pr::write_b
              expected_[head_].what == expect::query_tail)) {
             // Held back until the tail's ReadyForQuery (the tail follows the head).
             auto& held =
-                expected_[expected_[head_].what == expect::query_head ? head_ + 1 : head_].message;
+                text_of(expected_[expected_[head_].what == expect::query_head ? head_ + 1 : head_])
+                    .message;
             held.append(reinterpret_cast<const char*>(whole.data()), whole.size());
             return;
         }
@@ -316,7 +338,7 @@ void statement_mux::server_message(std::span<const std::byte> whole, pr::write_b
     if (head.what == expect::query_tail) {
         // Only the tail's ReadyForQuery reaches the client (with the transaction's status).
         if (type == 'Z') {
-            emit_reports(head.message, to_client);
+            emit_reports(text_of(head).message, to_client);
             to_client.bytes(whole);
             pop();
             drain(to_client);
@@ -393,7 +415,7 @@ void statement_mux::drain(pr::write_buffer& to_client) {
         } else if (p.what == expect::synth_close) {
             pr::be::encode(to_client, pr::be::close_complete{});
         } else if (p.what == expect::synth_error) {
-            pr::encode_error(to_client, {pr::severity::error, p.code, p.message});
+            pr::encode_error(to_client, {pr::severity::error, text_of(p).code, text_of(p).message});
         } else {
             return;
         }

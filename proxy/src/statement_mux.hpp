@@ -94,6 +94,8 @@ class statement_mux {
 
     // No reply is expected from the server or owed by shardgate.
     [[nodiscard]] bool settled() const { return head_ == expected_.size(); }
+    // Asks the CPU to load the front of the queue (data_plane's prefetching).
+    void prefetch() const noexcept { __builtin_prefetch(expected_.data() + head_); }
     // The client uses named statements (they never pin it any more).
     [[nodiscard]] std::size_t client_statements() const { return statements_.size(); }
 
@@ -116,20 +118,29 @@ class statement_mux {
         synth_close,      // CloseComplete shardgate owes the client
         synth_error,      // an ErrorResponse shardgate owes the client
     };
+    // The rarely used parts of a pending reply, kept apart so the queue stays a few cache
+    // lines (an extended-protocol transaction queues five).
+    struct pending_text {
+        std::string code;         // synth_error
+        std::string message;      // synth_error; query_head/tail: ParameterStatus held back
+        std::string client_name;  // parse / synth_parse: the client's name for the statement
+    };
     struct pending {
         expect what;
+        std::uint32_t text = 0;       // 1 + its index in texts_, or 0: none
         std::uint64_t statement = 0;  // parse / swallow_parse: the id being prepared
-        std::string code;             // synth_error
-        std::string message;          // query_head: parameter names whose reports are dropped
-        std::string client_name;      // parse / synth_parse: the client's name for the statement
     };
     struct client_statement {
         std::uint64_t id;
         std::vector<std::byte> key;  // query, NUL, parameter types: to prepare it anywhere
     };
 
-    void push(pending p);
+    void push(expect what, std::uint64_t statement = 0);
+    void push(expect what, std::uint64_t statement, pending_text text);
     void pop();
+    // The text parts of `p` (empty ones if it has none).
+    [[nodiscard]] const pending_text& text_of(const pending& p) const;
+    pending_text& text_of(pending& p);  // creates them if needed
     void fail(std::string code, std::string message);
     // Makes sure the attached connection has `s`, injecting Close/Parse as needed; the Parse's
     // reply is expected as `parse_reply`. True when the connection already had it.
@@ -148,6 +159,7 @@ class statement_mux {
     std::unordered_map<std::string, client_statement> statements_;
     // A FIFO (front at head_): a std::deque would allocate for every idle client.
     std::vector<pending> expected_;
+    std::vector<pending_text> texts_;  // emptied with expected_
     std::size_t head_ = 0;
     bool skip_to_sync_ = false;  // after shardgate's own error: client messages up to Sync are
                                  // not sent, as Postgres ignores them
