@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <stdexcept>
 
@@ -185,7 +186,20 @@ void data_plane::run() {
             spdlog::error("data plane: epoll_wait failed: {}", std::strerror(errno));
             break;
         }
+        // Under load a batch holds many clients' events, each client's state cold in the
+        // caches: while one event is handled, the next ones' objects are already loading
+        // (plane_handler::prefetch). A handler ended earlier in the batch stays alive until
+        // the batch is done, so prefetching it is safe.
+        constexpr int stages = plane_handler::prefetch_stages;
+        auto handler = [&evs](int i) { return static_cast<plane_handler*>(evs[i].data.ptr); };
+        for (int i = 0; i < std::min(n, stages + 1); ++i)
+            __builtin_prefetch(evs[i].data.ptr);
         for (int i = 0; i < n; ++i) {
+            if (i + stages + 1 < n) __builtin_prefetch(evs[i + stages + 1].data.ptr);
+            for (int st = 0; st < stages; ++st) {
+                const int j = i + stages - st;
+                if (j < n && handler(j) != nullptr) handler(j)->prefetch(st);
+            }
             if (evs[i].data.ptr == nullptr) {
                 std::uint64_t v = 0;
                 (void)::read(wake_fd_, &v, sizeof v);

@@ -26,6 +26,12 @@ void plane_server::on_plane_event(std::uint32_t events) {
         plane.servers().lost(*this);
 }
 
+void plane_server::prefetch(int stage) const noexcept {
+    // A parked connection's events are rare (it closed): only one with a client is worth it.
+    if (gone || user == nullptr) return;
+    user->prefetch(stage);
+}
+
 // ------------------------------------------------------------------ plane_servers
 
 plane_servers::~plane_servers() {
@@ -52,6 +58,11 @@ std::shared_ptr<plane_server> plane_servers::take(pool::server_pool* pool, std::
         return s;
     }
     return nullptr;
+}
+
+const plane_server* plane_servers::next_parked(pool::server_pool* pool) const {
+    auto it = parked_.find(pool);
+    return it == parked_.end() || it->second.empty() ? nullptr : it->second.back().get();
 }
 
 void plane_servers::park(std::shared_ptr<plane_server> s) {

@@ -59,6 +59,42 @@ void txn_plane_link::start() {
     if (!s_.client_in_.empty()) process_client();
 }
 
+void txn_plane_link::prefetch(int stage) const noexcept {
+    if (stage == 0) {
+        prefetch_bytes(this, sizeof *this);
+        return;
+    }
+    // While it ended or asks its worker for a connection, the worker may be using the session.
+    if (ended_ || acquiring_) return;
+    switch (stage) {
+        case 1:
+            prefetch_bytes(&s_, sizeof s_);
+            if (server_) prefetch_bytes(server_.get(), sizeof(plane_server));
+            return;
+        case 2:
+            s_.mux_.prefetch();
+            __builtin_prefetch(s_.client_in_.pending().data());
+            __builtin_prefetch(s_.to_server_.view().data());
+            __builtin_prefetch(s_.client_out_.view().data());
+            if (s_.conn_) prefetch_bytes(s_.conn_.get(), sizeof(pool::server_conn));
+            if (!server_ && !s_.split_) {
+                if (const auto* next = plane_.servers().next_parked(s_.pool_->pool.get()))
+                    prefetch_bytes(next, sizeof *next);
+            }
+            return;
+        default: {  // the parked connection take() will compare: its state, then its key
+            if (server_ || s_.split_) return;
+            const auto* next = plane_.servers().next_parked(s_.pool_->pool.get());
+            if (next == nullptr || !next->conn) return;
+            if (stage == 3)
+                prefetch_bytes(next->conn.get(), sizeof(pool::server_conn));
+            else
+                __builtin_prefetch(next->conn->applied_key.data());
+            return;
+        }
+    }
+}
+
 void txn_plane_link::wake_session() {
     // The session's coroutine runs on its own worker; the request is read there.
     // The client socket object stays with the session (its fd is ours): its executor is the

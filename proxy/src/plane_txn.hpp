@@ -34,6 +34,7 @@ class plane_server final : public plane_handler {
   public:
     plane_server(data_plane& plane, std::shared_ptr<pool::server_pool> pool, tcp proto, int fd);
     void on_plane_event(std::uint32_t events) override;
+    void prefetch(int stage) const noexcept override;
 
     data_plane& plane;
     std::shared_ptr<pool::server_pool> pool;
@@ -84,6 +85,8 @@ class plane_servers {
     void release_all();
     void tick(std::chrono::steady_clock::time_point now);
     void lost(plane_server& s);  // a parked connection spoke or closed
+    // The connection take(pool, ...) would look at first, or null (for prefetching).
+    [[nodiscard]] const plane_server* next_parked(pool::server_pool* pool) const;
 
   private:
     struct waiter {
@@ -140,11 +143,15 @@ class txn_plane_link final : public plane_resident,
     void on_client_event(std::uint32_t events);
     void on_server_event(std::uint32_t events);
     [[nodiscard]] int client_fd() const { return client_.fd; }
+    // plane_handler::prefetch for either side's events: this object, then the session, then
+    // its buffers and server connection (or the parked one it will take).
+    void prefetch(int stage) const noexcept;
 
   private:
     struct client_handler final : plane_handler {
         explicit client_handler(txn_plane_link* l) : link(l) {}
         void on_plane_event(std::uint32_t events) override { link->on_client_event(events); }
+        void prefetch(int stage) const noexcept override { link->prefetch(stage); }
         txn_plane_link* link;
     };
 
