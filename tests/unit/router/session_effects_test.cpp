@@ -63,6 +63,11 @@ TEST_CASE("session effects of statements") {
         {"SELECT * FROM t WHERE a = 'x'", e::none},
         {"SeLeCt PG_ADVISORY_LOCK(1)", e::advisory_lock},
         {"select 1; Set Search_Path TO x", e::set},
+        // The prefilter's letter test: either case, bytes outside ASCII, [ ] { } ` @ around.
+        {"lIsTeN chan", e::listen},
+        {"SELECT 'caf\xc3\xa9 \xe2\x82\xac'; DeAlLoCaTe p", e::prepare},
+        {"SELECT a[1], '{}', `@` FROM t", e::none},
+        {"SELECT '\x80\xff\x7f'", e::none},
     };
     for (const auto& [sql, want] : cases) {
         CAPTURE(sql);
