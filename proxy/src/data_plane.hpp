@@ -47,7 +47,6 @@ class plane_handler {
     plane_handler& operator=(const plane_handler&) = default;
 };
 
-// An fd's registration in a plane's epoll set (see data_plane::watch).
 // Asks the CPU to load [p, p + n) into its caches (a hint: no fault, no effect on behaviour).
 inline void prefetch_bytes(const void* p, std::size_t n) noexcept {
     const auto* b = static_cast<const char*>(p);
@@ -55,6 +54,7 @@ inline void prefetch_bytes(const void* p, std::size_t n) noexcept {
         __builtin_prefetch(b + off);
 }
 
+// An fd's registration in a plane's epoll set (see data_plane::watch).
 struct plane_fd {
     int fd = -1;
     std::uint32_t events = 0;  // what the set watches for, when registered

@@ -77,14 +77,10 @@ void txn_plane_link::prefetch(int stage) const noexcept {
             __builtin_prefetch(s_.to_server_.view().data());
             __builtin_prefetch(s_.client_out_.view().data());
             if (s_.conn_) prefetch_bytes(s_.conn_.get(), sizeof(pool::server_conn));
-            if (!server_ && !s_.split_) {
-                if (const auto* next = plane_.servers().next_parked(s_.pool_->pool.get()))
-                    prefetch_bytes(next, sizeof *next);
-            }
+            if (const auto* next = parked_candidate()) prefetch_bytes(next, sizeof *next);
             return;
         default: {  // the parked connection take() will compare: its state, then its key
-            if (server_ || s_.split_) return;
-            const auto* next = plane_.servers().next_parked(s_.pool_->pool.get());
+            const auto* next = parked_candidate();
             if (next == nullptr || !next->conn) return;
             if (stage == 3)
                 prefetch_bytes(next->conn.get(), sizeof(pool::server_conn));
@@ -93,6 +89,12 @@ void txn_plane_link::prefetch(int stage) const noexcept {
             return;
         }
     }
+}
+
+const plane_server* txn_plane_link::parked_candidate() const {
+    // With splitting the pool is chosen per transaction: no guess.
+    if (server_ || s_.split_) return nullptr;
+    return plane_.servers().next_parked(s_.pool_->pool.get());
 }
 
 void txn_plane_link::wake_session() {

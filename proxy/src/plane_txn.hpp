@@ -146,6 +146,8 @@ class txn_plane_link final : public plane_resident,
     // plane_handler::prefetch for either side's events: this object, then the session, then
     // its buffers and server connection (or the parked one it will take).
     void prefetch(int stage) const noexcept;
+    // Without a server: the parked connection attach_parked() will try first, or null.
+    [[nodiscard]] const plane_server* parked_candidate() const;
 
   private:
     struct client_handler final : plane_handler {
