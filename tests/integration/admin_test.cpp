@@ -162,7 +162,12 @@ TEST_CASE("SHOW POOLS counts a client that holds a server connection") {
     CHECK(row["maxwait"] == "0");
     CHECK(row["pool_mode"] == "transaction");
     CHECK(run(a.get(), "COMMIT").status == "PGRES_COMMAND_OK");
-    row = pool_row(admin.get(), "app", "alice");
+    // The connection goes back once the client has its ReadyForQuery, so the console may
+    // look a moment before it does: wait for it to be counted idle.
+    CHECK(eventually([&] {
+        row = pool_row(admin.get(), "app", "alice");
+        return row["sv_active"] == "0" && row["sv_idle"] != "0";
+    }));
     CHECK(row["sv_active"] == "0");
     CHECK(row["sv_idle"] != "0");  // back in the pool (the two logins may have opened two)
     b.reset();
