@@ -40,13 +40,22 @@ std::string startup_key(std::vector<std::pair<std::string, std::string>> params)
 
 awaitable<exec_result> async_exec(server_conn& c, std::string_view sql,
                                   std::chrono::milliseconds timeout) {
+    const std::string one[] = {std::string(sql)};  // a named local: GCC 12 and co_await
+    co_return co_await async_exec_all(c, one, timeout);
+}
+
+awaitable<exec_result> async_exec_all(server_conn& c, std::span<const std::string> sqls,
+                                      std::chrono::milliseconds timeout) {
     exec_result res;
     deadline limit(c.stream.socket().get_executor());
     limit.arm(timeout, [&c] { c.stream.close(); });
     pr::write_buffer wb;
-    pr::fe::encode(wb, pr::fe::query{std::string(sql)});
+    for (const auto& sql : sqls)
+        pr::fe::encode(wb, pr::fe::query{sql});
     error_code ec;
     co_await c.stream.async_write(wb.view(), ec);
+    std::size_t ready_left = sqls.size();
+    bool row_seen = false;
     std::vector<std::byte> msg;
     while (!ec) {
         msg.resize(5);
@@ -77,12 +86,25 @@ awaitable<exec_result> async_exec(server_conn& c, std::string_view sql,
                     }
                 }
                 break;
+            case 'D':
+                if (!row_seen) {
+                    row_seen = true;
+                    if (auto row = pr::be::decode_data_row(body); row && !row->values.empty())
+                        res.first_value = row->values.front();
+                }
+                break;
             case 'Z':
                 if (auto z = pr::be::decode_ready_for_query(body)) {
-                    res.ok = true;
                     res.txn_status = c.txn_status = z->status;
+                    if (--ready_left == 0) {
+                        res.ok = true;
+                        co_return res;
+                    }
+                } else {
+                    res.error_message = "malformed message from the server";
+                    co_return res;
                 }
-                co_return res;
+                break;
             default:  // rows, completions, notices: not needed
                 break;
         }

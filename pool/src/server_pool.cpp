@@ -125,8 +125,9 @@ awaitable<checkout_result> server_pool::checkout(
             } else if (!paused_ && !idle_.empty()) {
                 // A connection's startup parameters are what RESET returns to, so a client
                 // gets, in order: an idle connection opened with its own parameters (most
-                // recently used first); a new one; one opened with none, with the client's
-                // settings applied on top; else the oldest idle one is replaced by a new one.
+                // recently used first); a new one; else the oldest idle one is replaced by a
+                // new one. (One opened with other parameters, or none, with the client's applied
+                // on top, would RESET to the wrong values: only while backing off.)
                 auto match = [&](const std::string& k) {
                     auto it = std::find_if(idle_.rbegin(), idle_.rend(),
                                            [&k](const auto& x) { return x->startup_key == k; });
@@ -135,7 +136,6 @@ awaitable<checkout_result> server_pool::checkout(
                 auto pick = match(key);
                 const bool room = total_locked() < limit;
                 const bool may_connect = now >= next_attempt_;
-                if (pick == idle_.end() && !(room && may_connect)) pick = match(std::string());
                 // Backing off: no new connection; any idle one, with the settings applied.
                 if (pick == idle_.end() && !may_connect) pick = idle_.end() - 1;
                 if (pick != idle_.end()) {
@@ -267,6 +267,7 @@ awaitable<checkout_result> server_pool::open_new(
             next_attempt_ = {};
             auto c = std::make_unique<server_conn>(std::move(*res.stream), res.server_key);
             c->id = next_conn_id.fetch_add(1);
+            c->home = weak_from_this();
             c->created = c->last_used = steady::now();
             c->expires = expiry_for(c->created);
             c->txn_status = res.txn_status;
@@ -363,6 +364,84 @@ void server_pool::discard(std::unique_ptr<server_conn> c) {
         wake_first_locked();
     }
     close_conn(std::move(c));
+}
+
+void server_pool::release(std::unique_ptr<server_conn> c, conn_state how) {
+    if (!c) return;
+    switch (how) {
+        case conn_state::clean:
+            return checkin(std::move(c));
+        case conn_state::poisoned:
+            return discard(std::move(c));
+        case conn_state::dirty:
+            break;
+    }
+    if (steady::now() >= c->expires || !c->stream.is_open())
+        return discard(std::move(c));  // no point in cleaning it first
+    auto ex = c->stream.socket().get_executor();
+    asio::co_spawn(ex, reset_then_checkin(std::move(c)), asio::detached);
+}
+
+awaitable<void> server_pool::reset_then_checkin(std::unique_ptr<server_conn> c) {
+    auto self = shared_from_this();  // the pool outlives the reset
+    std::string reset_query;
+    std::chrono::milliseconds timeout{};
+    {
+        std::lock_guard lock(mu_);
+        reset_query = s_.reset_query;
+        timeout = s_.server_connect_timeout;
+    }
+    // One round trip: a transaction the client left open is rolled back, the session reset,
+    // and the backend asked whether it has a temporary schema, which outlives DISCARD ALL
+    // (pg_my_temp_schema() stays set once the backend has created it).
+    // The reset query comes last: pg_stat_activity shows it for an idle pooled connection.
+    std::vector<std::string> sqls;
+    if (c->txn_status != 'I') sqls.emplace_back("ROLLBACK");
+    sqls.emplace_back("SELECT pg_catalog.pg_my_temp_schema() <> 0");
+    if (!reset_query.empty()) sqls.push_back(reset_query);
+    auto r = co_await async_exec_all(*c, sqls, timeout);
+    const bool temp = r.first_value.value_or("t") != "f";
+    if (!r.ok || !r.error.empty() || r.txn_status != 'I' || temp) {
+        if (temp && r.ok && r.error.empty())
+            spdlog::debug("pool {}: server connection {} holds a temporary schema; closing it",
+                          name_, c->id);
+        else
+            spdlog::warn("pool {}: resetting server connection {} failed ({}); closing it", name_,
+                         c->id, r.error_message);
+        discard(std::move(c));
+        co_return;
+    }
+    c->applied.clear();
+    const auto q = [&reset_query] {
+        std::string l(reset_query);
+        for (auto& ch : l)
+            if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+        return l;
+    }();
+    if (q.find("discard all") != std::string::npos || q.find("deallocate") != std::string::npos)
+        c->prepared.clear();  // they are gone from the server
+    // Transaction-mode connections are opened without parameters: after the reset they carry
+    // none of the last client's.
+    c->applied_key.clear();
+    checkin(std::move(c));
+}
+
+std::string_view to_string(conn_state s) {
+    switch (s) {
+        case conn_state::clean:
+            return "clean";
+        case conn_state::dirty:
+            return "dirty";
+        case conn_state::poisoned:
+            return "poisoned";
+    }
+    return "?";
+}
+
+void give_back(std::unique_ptr<server_conn> c, conn_state how) {
+    if (!c) return;
+    if (auto home = c->home.lock()) return home->release(std::move(c), how);
+    c->stream.close();  // its pool is gone (not counted anywhere)
 }
 
 void server_pool::warm_up_locked() {

@@ -254,6 +254,7 @@ resolved_pool resolve_pool(const config& c, const database_config& d, const user
     s.backoff_initial = c.server_backoff_initial;
     s.backoff_max = c.server_backoff_max;
     out.server_reset_query = pick(&pool_overrides::server_reset_query, out.server_reset_query);
+    s.reset_query = out.server_reset_query;  // the pool runs it on dirty connections
     out.refuse_pinning = pick(&pool_overrides::refuse_pinning, false);
     return out;
 }

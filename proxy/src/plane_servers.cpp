@@ -122,9 +122,8 @@ std::unique_ptr<pool::server_conn> plane_servers::unplug(const std::shared_ptr<p
 }
 
 void plane_servers::give_back(const std::shared_ptr<plane_server>& s) {
-    auto pool = s->pool;
     auto c = unplug(s);
-    if (c) pool->checkin(std::move(c));
+    if (c) pool::give_back(std::move(c), pool::conn_state::clean);
 }
 
 void plane_servers::remove(plane_server& s) {
@@ -137,9 +136,8 @@ void plane_servers::remove(plane_server& s) {
     v.erase(at);
     --count_;
     keep->pool->note_parked(-1);
-    auto pool = keep->pool;
     auto c = unplug(keep);
-    if (c) pool->discard(std::move(c));
+    if (c) pool::give_back(std::move(c), pool::conn_state::poisoned);
 }
 
 void plane_servers::lost(plane_server& s) {

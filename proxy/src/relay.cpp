@@ -216,35 +216,14 @@ awaitable<void> client_session::finish_relay() {
 
 awaitable<void> client_session::release_server(bool reusable) {
     if (!conn_) co_return;
-    // Past its lifetime: closed now, no point in cleaning it first.
-    if (pool::steady::now() >= conn_->expires) reusable = false;
-    if (reusable && conn_->txn_status != 'I') {
-        // The client left inside a transaction block: roll it back before the reset.
-        auto r = co_await pool::async_exec(*conn_, "ROLLBACK", cfg_->server_connect_timeout);
-        reusable = r.ok && r.error.empty() && r.txn_status == 'I';
-    }
-    // Session mode resets every connection; transaction mode only one whose client left
-    // session state behind (pinned).
-    const bool reset = pool_->cfg.mode == pool_mode::session || pinned_;
-    if (reusable && reset && !pool_->cfg.server_reset_query.empty()) {
-        auto r = co_await pool::async_exec(*conn_, pool_->cfg.server_reset_query,
-                                           cfg_->server_connect_timeout);
-        reusable = r.ok && r.error.empty() && r.txn_status == 'I';
-        if (!reusable)
-            spdlog::warn("pool {}: server_reset_query failed ({}); closing the connection",
-                         pool_->pool->name(), r.error_message);
-        conn_->applied.clear();
-        const std::string q = ascii_lower(pool_->cfg.server_reset_query);
-        if (q.find("discard all") != std::string::npos || q.find("deallocate") != std::string::npos)
-            conn_->prepared.clear();  // they are gone from the server
-        // Transaction-mode connections are opened without parameters: after the reset they
-        // carry none of this client's.
-        conn_->applied_key.clear();
-    }
-    if (reusable)
-        conn_pool().checkin(std::move(conn_));
-    else
-        conn_pool().discard(std::move(conn_));
+    // Session mode resets every connection (the pool rolls back a transaction the client left
+    // open, runs server_reset_query, and closes a backend with temporary objects); transaction
+    // mode only one whose client left session state behind (pinned) or a transaction open.
+    const bool reset = pool_->cfg.mode == pool_mode::session || pinned_ || conn_->txn_status != 'I';
+    pool::give_back(std::move(conn_), !reusable ? pool::conn_state::poisoned
+                                      : reset   ? pool::conn_state::dirty
+                                                : pool::conn_state::clean);
+    co_return;
 }
 
 awaitable<void> client_session::send_admin_shutdown() {

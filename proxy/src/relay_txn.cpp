@@ -20,19 +20,32 @@ namespace shardgate::proxy {
 namespace pr = shardgate::protocol;
 namespace rt = shardgate::router;
 bool client_session::reset_tail(std::string_view sql, std::string& tail) const {
-    if (startup_params_.empty() || sql.find_first_of("'\"-/$") != std::string_view::npos)
-        return false;
-    const auto w = words_of(sql);
-    // RESET ALL, DISCARD ALL, RESET name (SET name TO DEFAULT is left to the next transaction).
-    const bool all = w.size() == 2 && (w[0] == "reset" || w[0] == "discard") && w[1] == "all";
-    if (!all && !(w.size() == 2 && w[0] == "reset")) return false;
+    if (startup_params_.empty()) return false;
+    const auto statements = setting_statements(sql);
+    if (!statements) return false;
+    // Which startup parameters the Query leaves at the server's default: the ones whose last
+    // word in it is RESET name, SET name TO DEFAULT, SET TIME ZONE LOCAL, RESET ALL or
+    // DISCARD ALL (a later SET of the same name in the Query keeps its own value).
     auto settings = startup_settings();
-    if (!all) {
-        std::erase_if(settings, [&w](const auto& e) { return ascii_lower(e.first) != w[1]; });
-        if (settings.size() > 1) settings.erase(settings.begin(), settings.end() - 1);
+    std::vector<bool> restore(settings.size(), false);
+    for (const auto& t : *statements) {
+        for (std::size_t i = 0; i < settings.size(); ++i) {
+            const bool same = t.what == router::tracked_setting::kind::reset_all ||
+                              ascii_lower(settings[i].first) == t.name;
+            if (same) restore[i] = t.what != router::tracked_setting::kind::set;
+        }
     }
-    if (settings.empty()) return false;
-    tail = set_config_sql(settings);
+    std::vector<std::pair<std::string, std::string>> put_back;
+    for (std::size_t i = 0; i < settings.size(); ++i) {
+        // A name given twice (options after a plain parameter): its last value counts.
+        if (!restore[i]) continue;
+        std::erase_if(put_back, [&](const auto& e) {
+            return ascii_lower(e.first) == ascii_lower(settings[i].first);
+        });
+        put_back.push_back(std::move(settings[i]));
+    }
+    if (put_back.empty()) return false;
+    tail = set_config_sql(put_back);
     return true;
 }
 
@@ -155,7 +168,7 @@ client_session::txn_step client_session::txn_client_messages() {
                    (effect == rt::session_effect::set || effect == rt::session_effect::discard ||
                     !pending_settings_.empty()) &&
                    reset_tail(cstring(body).first, tail)) {
-            mux_.client_query_with_tail(body, tail, to_server_, client_out_);
+            mux_.client_query_with_tail(body, tail, conn_->params, to_server_, client_out_);
         } else if (conn_) {
             mux_.client_message(t, body, to_server_, client_out_);
         }
@@ -207,6 +220,11 @@ bool client_session::txn_server_bytes(std::span<const std::byte> chunk) {
                     pending_settings_.clear();
                 pending_settings_unexecuted_ = false;
             }
+        } else if (f.msg.type == 'S') {
+            // The connection's reported settings stay current: a SET's final value is read
+            // from them (commit_settings), and session mode compares them.
+            if (auto ps = pr::be::decode_parameter_status(f.msg.body))
+                conn_->set_param(ps->name, ps->value);
         } else if (f.msg.type == 'E') {
             pending_settings_failed_ = true;
             auto e = pr::be::decode_error_response(f.msg.body);

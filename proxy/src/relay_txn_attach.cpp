@@ -41,44 +41,54 @@ awaitable<bool> client_session::attach_server(
             }
         }
     }
-    if (!res.ok()) {
-        if (split_ && split_->routed_first) {
-            split_->state = split_->before;  // nothing of it ran
-            split_->routed_first = false;
-            split_->error.reset();
-        }
-        if (split_ && !split_->held.empty()) {
-            // The BEGIN shardgate answered never ran either: the transaction is gone (the
-            // client sees ReadyForQuery 'I' below).
-            split_->state = split_->held_from;
-            split_->held.clear();
-            tracker_.on_ready('I');
-        }
-        // Not FATAL: the client may try again. Each reply it is owed (a Query, a Sync, a
-        // function call among the messages now dropped) is an error + ReadyForQuery.
-        const std::string msg = "shardgate: " + res.error_message;
-        const std::string code = res.error_code;
-        spdlog::info("database {} user {}: no server connection: {}", database_name_, user_name_,
-                     res.error_message);
-        std::size_t owed = 0;
-        const pr::frame_decoder dec(cfg_->max_message_size);
-        auto in = client_in_.pending();
-        for (auto f = dec.feed(in); f.status == pr::frame_status::ok; f = dec.feed(in)) {
-            if (f.msg.type == 'Q' || f.msg.type == 'S' || f.msg.type == 'F') ++owed;
-            in = in.subspan(f.consumed);
-            client_in_.consume(f.consumed);
-        }
-        for (std::size_t i = 0; i < std::max<std::size_t>(owed, 1); ++i) {
-            pr::encode_error(out_, {pr::severity::error, code, msg});
-            pr::be::encode(out_, pr::be::ready_for_query{'I'});
-        }
-        co_await flush_out();
-        co_return false;
-    }
+    if (!res.ok()) co_return co_await fail_attach(res);
     conn_ = std::move(res.conn);
-    if (!co_await apply_startup_params()) co_return false;
+    conn_lost_retries_ = 2;
+    while (!co_await apply_startup_params()) {
+        if (conn_ || fatal_sent_) co_return false;
+        // The connection was lost while the settings were applied: another one.
+        auto again = co_await conn_pool().checkout(client_.socket().get_executor(), no_params);
+        if (!again.ok()) co_return co_await fail_attach(again);
+        conn_ = std::move(again.conn);
+    }
+    conn_lost_retries_ = 0;
     on_server_attached();
     co_return true;
+}
+
+awaitable<bool> client_session::fail_attach(const pool::checkout_result& res) {
+    if (split_ && split_->routed_first) {
+        split_->state = split_->before;  // nothing of it ran
+        split_->routed_first = false;
+        split_->error.reset();
+    }
+    if (split_ && !split_->held.empty()) {
+        // The BEGIN shardgate answered never ran either: the transaction is gone (the
+        // client sees ReadyForQuery 'I' below).
+        split_->state = split_->held_from;
+        split_->held.clear();
+        tracker_.on_ready('I');
+    }
+    // Not FATAL: the client may try again. Each reply it is owed (a Query, a Sync, a
+    // function call among the messages now dropped) is an error + ReadyForQuery.
+    const std::string msg = "shardgate: " + res.error_message;
+    const std::string code = res.error_code;
+    spdlog::info("database {} user {}: no server connection: {}", database_name_, user_name_,
+                 res.error_message);
+    std::size_t owed = 0;
+    const pr::frame_decoder dec(cfg_->max_message_size);
+    auto in = client_in_.pending();
+    for (auto f = dec.feed(in); f.status == pr::frame_status::ok; f = dec.feed(in)) {
+        if (f.msg.type == 'Q' || f.msg.type == 'S' || f.msg.type == 'F') ++owed;
+        in = in.subspan(f.consumed);
+        client_in_.consume(f.consumed);
+    }
+    for (std::size_t i = 0; i < std::max<std::size_t>(owed, 1); ++i) {
+        pr::encode_error(out_, {pr::severity::error, code, msg});
+        pr::be::encode(out_, pr::be::ready_for_query{'I'});
+    }
+    co_await flush_out();
+    co_return false;
 }
 
 void client_session::on_server_attached() {
@@ -109,7 +119,7 @@ std::unique_ptr<server_conn> client_session::take_server() {
 }
 
 void client_session::detach_server() {
-    conn_pool().checkin(take_server());
+    pool::give_back(take_server(), pool::conn_state::clean);
 }
 
 }  // namespace shardgate::proxy

@@ -39,7 +39,7 @@ client_session::client_session(proxy_context& ctx, tcp::socket sock)
 
 client_session::~client_session() {
     ctx_.unwatch_idle(this);
-    if (conn_) conn_pool().discard(std::move(conn_));  // a path that did not release it
+    if (conn_) pool::give_back(std::move(conn_), pool::conn_state::poisoned);  // not released
     if (pool_) pool_->clients.fetch_sub(1, std::memory_order_relaxed);
     if (key_issued_) ctx_.cancels.release(key_);
     ctx_.clients.fetch_sub(1, std::memory_order_relaxed);
@@ -150,19 +150,23 @@ awaitable<bool> client_session::login_to_server() {
     const auto& params = txn ? none : startup_params_;
     auto res = co_await pool_->pool->checkout(client_.socket().get_executor(), params);
     // Session mode: RESET returns a connection to the startup parameters it was opened with,
-    // so one opened with another client's would leak them into this session. A waiting client
-    // can be handed any connection: such a one is replaced by a new one opened with ours.
+    // so one opened with another client's (or with none) would leak them into this session, or
+    // RESET to the server's defaults. A waiting client can be handed any connection: such a
+    // one is replaced by a new one opened with ours, unless the backend cannot be reached now
+    // (then the client's parameters are applied on top: availability first).
     const auto want_key = pool::startup_key(params);
-    for (int tries = 0; tries < 3 && res.ok() && !res.conn->startup_key.empty() &&
-                        res.conn->startup_key != want_key;
-         ++tries) {
-        pool_->pool->discard(std::move(res.conn));
+    auto foreign = [&](const pool::checkout_result& r) {
+        return r.ok() && r.conn->startup_key != want_key &&
+               pool_->pool->stats().backoff.count() == 0;
+    };
+    for (int tries = 0; tries < 3 && foreign(res); ++tries) {
+        pool::give_back(std::move(res.conn), pool::conn_state::poisoned);
         auto again = co_await pool_->pool->checkout(client_.socket().get_executor(), params);
         res = std::move(again);
     }
-    if (res.ok() && !res.conn->startup_key.empty() && res.conn->startup_key != want_key) {
+    if (foreign(res)) {
         // Still someone else's (the pool kept handing them out): not usable for this client.
-        pool_->pool->checkin(std::move(res.conn));
+        pool::give_back(std::move(res.conn), pool::conn_state::clean);
         res.error_code = pr::sqlstate::too_many_connections;
         res.error_message =
             "no server connection with this client's startup parameters "
@@ -208,6 +212,29 @@ awaitable<bool> client_session::send_greeting(
 }
 
 namespace {
+
+// The value the server last reported (ParameterStatus) for setting `lower_name`, or null if it
+// is not a reported setting.
+const std::string* reported(const pool::server_conn& c, std::string_view lower_name) {
+    for (const auto& [n, v] : c.params)
+        if (ascii_lower(n) == lower_name) return &v;
+    return nullptr;
+}
+
+// A setting's name as an identifier ("myapp.tenant" as "myapp"."tenant"): names are kept in
+// lower case, as Postgres folds them.
+std::string quoted_name(std::string_view name) {
+    std::string out = "\"";
+    for (char ch : name) {
+        if (ch == '.') {
+            out += "\".\"";
+        } else {
+            if (ch == '"') out += '"';
+            out += ch;
+        }
+    }
+    return out + '"';
+}
 
 // An E'' literal: valid whatever standard_conforming_strings says.
 void append_literal(std::string& sql, std::string_view v) {
@@ -318,7 +345,7 @@ awaitable<bool> client_session::apply_startup_params() {
                                      "Only -c name=value and --name=value are supported in "
                                      "options."});
                 fatal_sent_ = true;
-                pool_->pool->checkin(std::move(conn_));  // untouched, still clean
+                pool::give_back(std::move(conn_), pool::conn_state::clean);  // untouched
                 co_return false;
             }
         } else {
@@ -349,6 +376,17 @@ awaitable<bool> client_session::apply_startup_params() {
     }
     if (sql.empty()) co_return true;
     auto r = co_await pool::async_exec(*conn_, sql, cfg_->server_connect_timeout);
+    if (!r.ok && r.error.empty() && conn_lost_retries_ > 0) {
+        // The connection broke or did not answer in time (not the client's fault): the caller
+        // tries another one.
+        --conn_lost_retries_;
+        spdlog::info(
+            "pool {}: server connection {} lost while applying settings ({}); trying "
+            "another",
+            pool_->pool->name(), conn_->id, r.error_message);
+        pool::give_back(std::move(conn_), pool::conn_state::poisoned);
+        co_return false;
+    }
     if (!r.ok || !r.error.empty() || r.txn_status != 'I') {
         // Postgres refuses a bad startup parameter with FATAL and the same message.
         fatal_sent_ = true;
@@ -361,11 +399,13 @@ awaitable<bool> client_session::apply_startup_params() {
                 r.error_code.empty() ? std::string(pr::sqlstate::connection_failure) : r.error_code;
             co_await send_error({pr::severity::fatal, code, r.error_message});
         }
-        auto c = std::move(conn_);
-        if (r.ok && r.txn_status == 'I')
-            pool_->pool->checkin(std::move(c));
-        else
-            pool_->pool->discard(std::move(c));
+        // Back to the pool it came from (a replica's, with read/write splitting): clean if it
+        // answered and is idle, and the next client's settings are applied afresh.
+        conn_->applied_key =
+            "\x02"
+            "failed";
+        pool::give_back(std::move(conn_), r.ok && r.txn_status == 'I' ? pool::conn_state::clean
+                                                                      : pool::conn_state::poisoned);
         co_return false;
     }
     for (auto& [k, v] : applied)
@@ -420,14 +460,32 @@ void client_session::commit_settings() {
         switch (t.what) {
             case router::tracked_setting::kind::set:
                 std::erase_if(settings_, same);
+                // A reported setting (DateStyle, TimeZone, IntervalStyle...) is replayed with
+                // the value the server ended up with: SET datestyle TO ymd changes only the
+                // order, so its text alone would lose the style set before it. Other settings
+                // are whole in every SET: their last statement is their value.
+                if (const std::string* now = conn_ ? reported(*conn_, t.name) : nullptr) {
+                    std::string canonical;
+                    for (const auto& [n, v] : conn_->params)
+                        if (&v == now) canonical = n;
+                    stmt = set_config_sql({{canonical, *now}});
+                }
                 settings_.emplace_back(t.name, std::move(stmt));
                 break;
             case router::tracked_setting::kind::reset:
                 std::erase_if(settings_, same);
+                // A custom setting (a dotted name) stays defined after RESET, with an empty
+                // value: replaying the RESET defines it on the next connection too.
+                if (t.name.find('.') != std::string::npos)
+                    settings_.emplace_back(t.name, "RESET " + quoted_name(t.name));
                 redo = redo || is_startup(t.name);
                 break;
             case router::tracked_setting::kind::reset_all:
-                settings_.clear();
+                // The same for RESET ALL and DISCARD ALL.
+                std::erase_if(settings_,
+                              [](const auto& e) { return e.first.find('.') == std::string::npos; });
+                for (auto& [name, text] : settings_)
+                    text = "RESET " + quoted_name(name);
                 redo = redo || !startup_params_.empty();
                 break;
         }

@@ -128,7 +128,10 @@ class client_session : public std::enable_shared_from_this<client_session> {
     // Queues the server's ErrorResponse `whole` for the client with severity FATAL.
     void fatal_from_error(std::span<const std::byte> whole);
     awaitable<bool> send_greeting(const std::vector<std::pair<std::string, std::string>>& params);
+    // False: it failed and the client was told (fatal_sent_), or the connection was lost
+    // (conn_ given back, nothing sent, conn_lost_retries_ counted down): check out another.
     awaitable<bool> apply_startup_params();
+    std::uint8_t conn_lost_retries_ = 0;
     // relay.cpp
     awaitable<void> relay();
     awaitable<void> relay_in_data_plane();
@@ -154,6 +157,8 @@ class client_session : public std::enable_shared_from_this<client_session> {
     // `since`: when the client started waiting for it (a data plane may have queued it).
     awaitable<bool> attach_server(
         std::optional<std::chrono::steady_clock::time_point> since = std::nullopt);
+    // No connection could be had: the client gets an error for each reply it is owed.
+    awaitable<bool> fail_attach(const pool::checkout_result& res);
     void on_server_attached();
     std::unique_ptr<server_conn> take_server();
     void detach_server();

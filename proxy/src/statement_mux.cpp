@@ -3,6 +3,8 @@
 // https://www.postgresql.org/docs/15/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
 #include "statement_mux.hpp"
 
+#include <algorithm>
+
 #include "text.hpp"
 
 #include "shardgate/protocol/backend.hpp"
@@ -74,7 +76,7 @@ statement_mux::pending_text& statement_mux::text_of(pending& p) {
 }
 
 void statement_mux::fail(std::string code, std::string message) {
-    push(expect::synth_error, 0, {std::move(code), std::move(message), {}});
+    push(expect::synth_error, 0, {std::move(code), std::move(message), {}, {}});
     skip_to_sync_ = true;
 }
 
@@ -98,7 +100,7 @@ bool statement_mux::ensure_prepared(const client_statement& s, pr::write_buffer&
     if (client_name.empty())
         push(parse_reply, s.id);
     else
-        push(parse_reply, s.id, {{}, {}, client_name});
+        push(parse_reply, s.id, {{}, {}, client_name, {}});
     return false;
 }
 
@@ -130,7 +132,7 @@ void statement_mux::client_message(char type, std::span<const std::byte> body,
             const auto& st = statements_.emplace(n, std::move(s)).first->second;
             // Sent, its ParseComplete goes to the client; already there, shardgate owes one.
             if (ensure_prepared(st, to_server, expect::parse, n))
-                push(expect::synth_parse, st.id, {{}, {}, n});
+                push(expect::synth_parse, st.id, {{}, {}, n, {}});
             break;
         }
         case 'B': {
@@ -206,15 +208,16 @@ void statement_mux::client_message(char type, std::span<const std::byte> body,
     drain(to_client);
 }
 
-void statement_mux::client_query_with_tail(std::span<const std::byte> query, std::string_view tail,
-                                           pr::write_buffer& to_server,
-                                           pr::write_buffer& to_client) {
+void statement_mux::client_query_with_tail(
+    std::span<const std::byte> query, std::string_view tail,
+    const std::vector<std::pair<std::string, std::string>>& reported, pr::write_buffer& to_server,
+    pr::write_buffer& to_client) {
     forward(to_server, 'Q', query);
     push(expect::query_head);
     const auto mark = to_server.begin_message('Q');
     to_server.cstring(tail);
     to_server.end_message(mark);
-    push(expect::query_tail);
+    push(expect::query_tail, 0, {{}, {}, {}, reported});
     drain(to_client);
 }
 
@@ -225,9 +228,13 @@ void statement_mux::hidden_query(std::string_view sql, pr::write_buffer& to_serv
     push(expect::query_hidden);
 }
 
-void statement_mux::emit_reports(std::string_view held, pr::write_buffer& to_client) {
+void statement_mux::emit_reports(std::string_view held,
+                                 const std::vector<std::pair<std::string, std::string>>& reported,
+                                 pr::write_buffer& to_client) {
     // ParameterStatus messages, whole, one after another: the last of each name, sorted by
-    // name without case as Postgres 15 walks its (sorted) settings when it reports them.
+    // name without case as Postgres 15 walks its (sorted) settings when it reports them; a
+    // parameter whose final value is the one the client knows is not reported (Postgres sends
+    // only changes: the head may set it and the tail put it back).
     std::vector<std::pair<std::string, std::string_view>> last;
     for (std::size_t at = 0; at + 5 <= held.size();) {
         const auto len =
@@ -245,8 +252,14 @@ void statement_mux::emit_reports(std::string_view held, pr::write_buffer& to_cli
     }
     std::stable_sort(last.begin(), last.end(),
                      [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (const auto& [name, whole] : last)
-        to_client.bytes(std::as_bytes(std::span(whole.data(), whole.size())));
+    for (const auto& [name, whole] : last) {
+        const auto nul = whole.find('\0', 5);
+        const auto value = whole.substr(nul + 1, whole.size() - nul - 2);
+        const bool known = std::any_of(reported.begin(), reported.end(), [&](const auto& r) {
+            return ascii_lower(r.first) == name && r.second == value;
+        });
+        if (!known) to_client.bytes(std::as_bytes(std::span(whole.data(), whole.size())));
+    }
 }
 
 void statement_mux::client_names_in_error(std::span<const std::byte> whole,
@@ -338,7 +351,7 @@ void statement_mux::server_message(std::span<const std::byte> whole, pr::write_b
     if (head.what == expect::query_tail) {
         // Only the tail's ReadyForQuery reaches the client (with the transaction's status).
         if (type == 'Z') {
-            emit_reports(text_of(head).message, to_client);
+            emit_reports(text_of(head).message, text_of(head).reported, to_client);
             to_client.bytes(whole);
             pop();
             drain(to_client);

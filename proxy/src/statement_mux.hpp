@@ -57,8 +57,10 @@ class statement_mux {
     // connection (RESET ALL's startup parameters put back). The client sees one exchange: the
     // tail's results and errors and the client Query's ReadyForQuery are dropped, and the
     // ParameterStatus reports of both come before the last ReadyForQuery as Postgres sends
-    // them, once per parameter with its final value, in the server's (name) order.
+    // them, once per parameter with its final value, in the server's (name) order, and only
+    // if that value differs from the one in `reported` (what the client was last told).
     void client_query_with_tail(std::span<const std::byte> query, std::string_view tail,
+                                const std::vector<std::pair<std::string, std::string>>& reported,
                                 protocol::write_buffer& to_server,
                                 protocol::write_buffer& to_client);
 
@@ -124,6 +126,7 @@ class statement_mux {
         std::string code;         // synth_error
         std::string message;      // synth_error; query_head/tail: ParameterStatus held back
         std::string client_name;  // parse / synth_parse: the client's name for the statement
+        std::vector<std::pair<std::string, std::string>> reported;  // query_tail: see above
     };
     struct pending {
         expect what;
@@ -150,7 +153,9 @@ class statement_mux {
     void drain(protocol::write_buffer& to_client);
     void client_names_in_error(std::span<const std::byte> whole,
                                protocol::write_buffer& to_client) const;
-    static void emit_reports(std::string_view held, protocol::write_buffer& to_client);
+    static void emit_reports(std::string_view held,
+                             const std::vector<std::pair<std::string, std::string>>& reported,
+                             protocol::write_buffer& to_client);
     void error_until_sync();
 
     prepared_registry& registry_;

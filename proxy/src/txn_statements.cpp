@@ -73,10 +73,29 @@ std::optional<std::vector<std::pair<rt::tracked_setting, std::string>>> trackabl
     std::vector<std::pair<rt::tracked_setting, std::string>> out;
     for (const auto& st : res.statements()) {
         auto t = rt::trackable_setting(st.shape);
+        if (t && t->name == "search_path" &&
+            ascii_lower(sql.substr(st.offset, st.length)).find("pg_temp") != std::string::npos)
+            return std::nullopt;  // 'pg_temp' as a string: pinned, as session_effect_of pins it
         if (t) {
             out.emplace_back(std::move(*t), std::string(sql.substr(st.offset, st.length)));
         } else if (rt::session_effect_of(st.shape) != rt::session_effect::none) {
             return std::nullopt;  // something else that stays in the session: pin
+        }
+    }
+    return out;
+}
+
+std::optional<std::vector<rt::tracked_setting>> setting_statements(std::string_view sql) {
+    static const rt::shape_lexer lexer;
+    thread_local rt::shape_result res;
+    lexer.lex(sql, res);
+    if (!res.ok()) return std::nullopt;
+    std::vector<rt::tracked_setting> out;
+    for (const auto& st : res.statements()) {
+        if (auto t = rt::trackable_setting(st.shape)) {
+            out.push_back(std::move(*t));
+        } else if (st.shape == "discard all") {
+            out.push_back({rt::tracked_setting::kind::reset_all, {}});
         }
     }
     return out;

@@ -25,6 +25,10 @@ router::session_effect effect_of(char type, std::span<const std::byte> body, boo
 std::optional<std::vector<std::pair<router::tracked_setting, std::string>>> trackable_settings(
     std::string_view sql);
 
+// Every SET / RESET / DISCARD ALL of a Query, in order, whatever else it holds (DISCARD ALL as
+// RESET ALL); nullopt if it cannot be lexed.
+std::optional<std::vector<router::tracked_setting>> setting_statements(std::string_view sql);
+
 // A Query or Parse body (`type`, named as `body`'s) whose statement makes the server raise
 // 0A000: `e` would pin the client and transaction_pinning = refuse.
 std::vector<std::byte> refusal(char type, std::span<const std::byte> body,

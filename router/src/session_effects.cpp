@@ -44,6 +44,9 @@ std::string_view to_string(session_effect e) {
 }
 
 session_effect session_effect_of(std::string_view s) {
+    // The temporary schema named (SET search_path TO pg_temp, then a plain CREATE TABLE, makes
+    // a temporary table): the backend may get a temporary schema, which outlives DISCARD ALL.
+    if (contains(s, "pg_temp")) return session_effect::temp_object;
     // SET LOCAL and SET TRANSACTION end with their transaction; SET SESSION does not.
     if (starts_with(s, "set ")) {
         if (starts_with(s, "set local ") || starts_with(s, "set transaction ") ||
@@ -66,7 +69,7 @@ session_effect session_effect_of(std::string_view s) {
     if (starts_with(s, "create temp ") || starts_with(s, "create temporary ") ||
         starts_with(s, "create local temp") || starts_with(s, "create global temp") ||
         starts_with(s, "create or replace temp") || contains(s, " into temp ") ||
-        contains(s, " into temporary ") || contains(s, " pg_temp."))
+        contains(s, " into temporary "))
         return session_effect::temp_object;
     // Session advisory locks (the _xact_ variants end with the transaction).
     for (std::string_view f : {"pg_advisory_lock", "pg_try_advisory_lock"}) {
@@ -116,8 +119,19 @@ std::optional<tracked_setting> trackable_setting(std::string_view s) {
         if (tok[i] == "session" && tok.size() >= 4 && tok[2] != "authorization" &&
             tok[2] != "characteristics")
             ++i;
-        if (tok[i] == "time" && i + 1 < tok.size() && tok[i + 1] == "zone")
+        if (tok[i] == "time" && i + 1 < tok.size() && tok[i + 1] == "zone") {
+            // SET TIME ZONE LOCAL / DEFAULT is RESET timezone.
+            if (tok.size() == i + 3 && (tok[i + 2] == "local" || tok[i + 2] == "default"))
+                return tracked_setting{tracked_setting::kind::reset, "timezone"};
             return tracked_setting{tracked_setting::kind::set, "timezone"};
+        }
+        // SET SCHEMA 'x' sets search_path; SET NAMES 'x' client_encoding (DEFAULT: reset).
+        if ((tok[i] == "schema" || tok[i] == "names") && tok.size() == i + 2) {
+            std::string n = tok[i] == "schema" ? "search_path" : "client_encoding";
+            return tracked_setting{
+                tok[i + 1] == "default" ? tracked_setting::kind::reset : tracked_setting::kind::set,
+                std::move(n)};
+        }
         if (i + 1 >= tok.size() || (tok[i + 1] != "to" && tok[i + 1] != "=")) return std::nullopt;
         auto n = name_of(tok[i]);
         if (!n) return std::nullopt;

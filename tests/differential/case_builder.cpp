@@ -243,8 +243,9 @@ std::string lock_holder_sql() {
 
 std::vector<test_case> full_corpus() {
     std::vector<test_case> all;
-    for (auto part : {simple_query_cases, transaction_cases, ddl_dml_cases, error_cases,
-                      extended_cases, copy_cases, type_cases, session_cases, connection_cases}) {
+    for (auto part :
+         {simple_query_cases, transaction_cases, ddl_dml_cases, error_cases, extended_cases,
+          copy_cases, type_cases, session_cases, connection_cases, settings_cases}) {
         for (auto& c : part())
             all.push_back(std::move(c));
     }

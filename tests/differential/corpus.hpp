@@ -154,6 +154,7 @@ std::vector<test_case> copy_cases();
 std::vector<test_case> type_cases();
 std::vector<test_case> session_cases();
 std::vector<test_case> connection_cases();
+std::vector<test_case> settings_cases();
 std::vector<test_case> full_corpus();
 
 }  // namespace shardgate::difftest

@@ -45,6 +45,12 @@ TEST_CASE("session effects of statements") {
         {"CREATE TABLE t (a int)", e::none},
         {"SELECT * INTO TEMP t2 FROM t", e::temp_object},
         {"CREATE TEMP VIEW v AS SELECT 1", e::temp_object},
+        // The temporary schema by name: a plain CREATE may make a temporary object.
+        {"SET search_path TO pg_temp", e::temp_object},
+        {"SET search_path = public, pg_temp", e::temp_object},
+        {"CREATE TABLE pg_temp.t (a int)", e::temp_object},
+        {"SELECT * FROM pg_temp_3.t", e::temp_object},
+        {"SET search_path TO public", e::set},
         {"DECLARE c CURSOR WITH HOLD FOR SELECT 1", e::hold_cursor},
         {"DECLARE c CURSOR FOR SELECT 1", e::none},
         {"SELECT pg_advisory_lock(1)", e::advisory_lock},
@@ -99,7 +105,12 @@ TEST_CASE("trackable SET / RESET statements") {
         {"RESET ROLE", false, k::set, ""},
         {"SET LOCAL search_path = a", false, k::set, ""},
         {"SET TRANSACTION READ ONLY", false, k::set, ""},
-        {"SET NAMES 'UTF8'", false, k::set, ""},
+        {"SET TIME ZONE LOCAL", true, k::reset, "timezone"},
+        {"SET TIME ZONE DEFAULT", true, k::reset, "timezone"},
+        {"SET TIME ZONE INTERVAL '+02:00' HOUR TO MINUTE", true, k::set, "timezone"},
+        {"SET NAMES 'UTF8'", true, k::set, "client_encoding"},
+        {"SET NAMES DEFAULT", true, k::reset, "client_encoding"},
+        {"SET SCHEMA 'fx'", true, k::set, "search_path"},
         {"SELECT 1", false, k::set, ""},
     };
     shape_lexer lexer;

@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <list>
 #include <map>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -18,6 +20,7 @@
 namespace shardgate::pool {
 
 using steady = std::chrono::steady_clock;
+class server_pool;
 
 // The shardgate-named prepared statements a server connection holds (transaction pooling),
 // by global statement id, least recently used first.
@@ -64,6 +67,9 @@ struct server_conn {
     pg_stream stream;
     backend_key key;
     std::uint64_t id = 0;  // unique per process, for logs
+    // The pool it was opened by, and goes back to (give_back in server_pool.hpp): a replica's
+    // connection can never end up in the primary's pool. Null for connections of no pool.
+    std::weak_ptr<server_pool> home;
     // The parameters the server reported (ParameterStatus), in the order it first sent them.
     std::vector<std::pair<std::string, std::string>> params;
     // Settings shardgate applied with SET that the server does not report (search_path...);
@@ -92,23 +98,23 @@ std::string startup_key(std::vector<std::pair<std::string, std::string>> params)
 
 // Outcome of a simple-query exchange that shardgate runs on its own behalf.
 struct exec_result {
-    bool ok = false;  // the connection answered up to ReadyForQuery
-    // The startup parameters it was opened with (beyond user and database), as
-    // startup_key() writes them: RESET in a session returns to these values, so a client is
-    // best served by a connection opened with its own.
-    std::string startup_key;
-    // Transaction pooling: startup_key() of the client parameters applied on top of those
-    // (with set_config) since the last reset; "" when none are.
-    std::string applied_key;
-    char txn_status = 'I';         // from that ReadyForQuery
-    std::vector<std::byte> error;  // the first ErrorResponse, raw (whole message), if any
-    std::string error_message;     // its M field, or why the exchange failed
-    std::string error_code;        // its C field
+    bool ok = false;                         // the connection answered up to ReadyForQuery
+    char txn_status = 'I';                   // from that ReadyForQuery
+    std::vector<std::byte> error;            // the first ErrorResponse, raw (whole message), if any
+    std::string error_message;               // its M field, or why the exchange failed
+    std::string error_code;                  // its C field
+    std::optional<std::string> first_value;  // text of the first row's first column (not NULL)
 };
 
 // Sends `sql` as one simple Query and reads up to ReadyForQuery (bounded by `timeout`),
-// recording ParameterStatus changes in `c`. Rows and notices are discarded.
+// recording ParameterStatus changes in `c`. Rows and notices are discarded, but for the first
+// column of the first row, kept in exec_result::first_value.
 awaitable<exec_result> async_exec(server_conn& c, std::string_view sql,
                                   std::chrono::milliseconds timeout);
+// Several simple Queries in one write (one round trip), read up to the last ReadyForQuery:
+// the status is the last one's, the error the first of any, first_value the first row's of
+// any. `sqls` must outlive the call.
+awaitable<exec_result> async_exec_all(server_conn& c, std::span<const std::string> sqls,
+                                      std::chrono::milliseconds timeout);
 
 }  // namespace shardgate::pool

@@ -38,7 +38,20 @@ struct pool_settings {
     std::chrono::milliseconds server_connect_timeout{5000};
     std::chrono::milliseconds backoff_initial{1000};  // after a failed connect: 1 s, 2 s, 4 s...
     std::chrono::milliseconds backoff_max{30000};
+    // Run on a dirty connection before it is reused (server_reset_query); "" = none.
+    std::string reset_query = "DISCARD ALL";
 };
+
+// How a connection comes back to its pool (libpqxx's clean / dirty / poisoned):
+enum class conn_state : std::uint8_t {
+    clean,     // idle ('I'), nothing of its last client left: reusable as it is
+    dirty,     // its client left session state (or a transaction): rolled back and reset with
+               // reset_query first; closed instead if that fails, or if the backend holds a
+               // temporary schema (DISCARD ALL keeps it, so the next client would not get a
+               // backend like a new one)
+    poisoned,  // broken, mid-query, or of unknown state: closed
+};
+std::string_view to_string(conn_state s);
 
 struct pool_stats {
     std::uint32_t active = 0;  // checked out
@@ -89,6 +102,8 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
     void checkin(std::unique_ptr<server_conn> c);
     // Closes a connection that cannot be reused (dirty, broken, or its client vanished).
     void discard(std::unique_ptr<server_conn> c);
+    // checkin, discard, or a reset then checkin (dirty), as `how` says.
+    void release(std::unique_ptr<server_conn> c, conn_state how);
 
     // Periodic upkeep (idle timeout, lifetime, min_pool_size warm-up).
     void maintain();
@@ -151,6 +166,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
     awaitable<checkout_result> open_new(
         asio::any_io_executor ex, const std::vector<std::pair<std::string, std::string>>& params);
     void warm_up_locked();
+    awaitable<void> reset_then_checkin(std::unique_ptr<server_conn> c);
 
     const std::string name_;
     const asio::any_io_executor maint_ex_;
@@ -183,5 +199,9 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
     std::string last_error_;
     std::mt19937_64 rng_{std::random_device{}()};
 };
+
+// Returns `c` to the pool that opened it (server_conn::home), in state `how`; closes it if that
+// pool is gone. Every connection goes back this way, so none can reach another pool.
+void give_back(std::unique_ptr<server_conn> c, conn_state how);
 
 }  // namespace shardgate::pool
