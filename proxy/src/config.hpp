@@ -121,6 +121,10 @@ struct database_config {
     std::uint64_t readmit_lag_bytes = 8U * 1024 * 1024;
     std::chrono::milliseconds readmit_lag_time{500};
     no_fit_replica_policy no_fit_replica = no_fit_replica_policy::primary;
+    // A read whose consistency needs a replica to have replayed a commit the monitor has not
+    // seen it replay asks the replica, and waits at most this long (consistency_wait_ms) for
+    // it to catch up before the primary serves it; 0: asks once.
+    std::chrono::milliseconds consistency_wait{10};
     transaction_routing_policy transaction_routing = transaction_routing_policy::primary;
     // Function names ("f" or "schema.f", as Postgres stores them): write_functions always run on
     // the primary, whatever pg_proc says; read_only_functions may run on a replica even if
@@ -180,7 +184,7 @@ struct config {
 // The pool settings for (database, user): user > database > global > built-in defaults.
 resolved_pool resolve_pool(const config& c, const database_config& d, const user_config& u);
 
-// The read consistency for (database, user): user > database > session (the default).
+// The read consistency for (database, user): user > database > instance (the default).
 router::consistency_mode resolve_consistency(const database_config& d, const user_config& u);
 
 // Thrown by load_config with "file:line: what is wrong".

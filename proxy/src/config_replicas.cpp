@@ -121,9 +121,11 @@ std::optional<router::consistency_mode> load_consistency(table_reader& r) {
         (void)r.use("consistency");
         return std::nullopt;
     }
-    return r.choice("consistency", consistency_mode::session,
+    return r.choice("consistency", consistency_mode::instance,
                     {{"eventual", consistency_mode::eventual},
                      {"session", consistency_mode::session},
+                     {"instance", consistency_mode::instance},
+                     {"global", consistency_mode::global},
                      {"primary", consistency_mode::primary}});
 }
 
@@ -145,6 +147,8 @@ void load_read_split(table_reader& r, database_config& d) {
     d.no_fit_replica = r.choice(
         "no_fit_replica", d.no_fit_replica,
         {{"primary", no_fit_replica_policy::primary}, {"error", no_fit_replica_policy::error}});
+    d.consistency_wait = std::chrono::milliseconds(
+        r.integer("consistency_wait_ms", d.consistency_wait.count(), 0, 60000));
     d.transaction_routing =
         r.choice("transaction_routing", d.transaction_routing,
                  {{"primary", transaction_routing_policy::primary},
@@ -181,7 +185,7 @@ std::string_view to_string(transaction_routing_policy p) {
 router::consistency_mode resolve_consistency(const database_config& d, const user_config& u) {
     if (u.consistency) return *u.consistency;
     if (d.consistency) return *d.consistency;
-    return router::consistency_mode::session;
+    return router::consistency_mode::instance;
 }
 
 }  // namespace shardgate::proxy

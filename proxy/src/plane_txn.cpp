@@ -202,7 +202,7 @@ bool txn_plane_link::process_client() {
 }
 
 bool txn_plane_link::attach_parked() {
-    auto srv = plane_.servers().take(&s_.conn_pool(), std::string_view(s_.current_session_key()));
+    auto srv = plane_.servers().take(&s_.conn_pool(), s_.plane_session_key());
     if (!srv) return false;
     server_ = std::move(srv);
     server_->user = this;
@@ -212,7 +212,7 @@ bool txn_plane_link::attach_parked() {
 }
 
 std::string_view txn_plane_link::session_key() const {
-    return s_.current_session_key();
+    return s_.plane_session_key();
 }
 
 void txn_plane_link::start_acquire(std::chrono::steady_clock::time_point since) {

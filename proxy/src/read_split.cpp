@@ -16,7 +16,10 @@ split_database::split_database(const database_config& db,
       cfg_(db),
       replicas_(db.replicas),
       feed_(std::move(feed)),
-      replica_counters_(db.replicas.size()) {
+      replica_counters_(db.replicas.size()),
+      replayed_(std::make_unique<std::atomic<std::uint64_t>[]>(db.replicas.size())),
+      slow_until_(
+          std::make_unique<std::atomic<std::chrono::steady_clock::rep>[]>(db.replicas.size())) {
     endpoints_.push_back({db.host, db.port});
     for (const auto& r : db.replicas)
         endpoints_.push_back({r.host, r.port});
@@ -60,10 +63,67 @@ void split_database::set_catalog(std::shared_ptr<const router::function_catalog>
     catalog_generation_.fetch_add(1, std::memory_order_release);
 }
 
+void split_database::note_acked(std::uint64_t lsn) {
+    auto seen = acked_lsn_.load(std::memory_order_relaxed);
+    while (seen < lsn && !acked_lsn_.compare_exchange_weak(seen, lsn, std::memory_order_release,
+                                                           std::memory_order_relaxed)) {
+    }
+}
+
+void split_database::note_unknown_ack(std::chrono::steady_clock::time_point at) {
+    const auto t = at.time_since_epoch().count();
+    auto seen = unknown_ack_at_.load(std::memory_order_relaxed);
+    while (seen < t && !unknown_ack_at_.compare_exchange_weak(seen, t, std::memory_order_release,
+                                                              std::memory_order_relaxed)) {
+    }
+}
+
+split_database::frontier split_database::instance_frontier(const pool::database_health* snap) {
+    const auto unknown = unknown_ack_at_.load(std::memory_order_acquire);
+    if (unknown != 0) {
+        // The monitor's primary sample, as of when its check was sent, covers every commit
+        // acknowledged before then.
+        if (snap == nullptr || !snap->health.primary_known ||
+            snap->health.primary_checked.time_since_epoch().count() < unknown)
+            return {acked_lsn_.load(std::memory_order_acquire), true};
+        note_acked(snap->health.primary_lsn);
+        auto expected = unknown;
+        unknown_ack_at_.compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
+    }
+    return {acked_lsn_.load(std::memory_order_acquire), false};
+}
+
+void split_database::note_replayed(std::size_t replica, std::uint64_t lsn) {
+    if (replica >= replicas_.size()) return;
+    auto& r = replayed_[replica];
+    auto seen = r.load(std::memory_order_relaxed);
+    while (seen < lsn && !r.compare_exchange_weak(seen, lsn, std::memory_order_relaxed)) {
+    }
+}
+
+void split_database::note_slow(std::size_t replica) {
+    if (replica >= replicas_.size()) return;
+    const auto until = std::chrono::steady_clock::now() +
+                       10 * std::max(cfg_.consistency_wait, std::chrono::milliseconds(1));
+    slow_until_[replica].store(until.time_since_epoch().count(), std::memory_order_relaxed);
+}
+
+std::uint64_t split_database::replayed(const pool::database_health* snap,
+                                       std::size_t replica) const {
+    if (snap == nullptr || replica >= snap->health.replicas.size()) return 0;
+    const auto& st = snap->health.replicas[replica];
+    if (!st.fit()) {
+        replayed_[replica].store(0, std::memory_order_relaxed);
+        return 0;
+    }
+    return std::max(st.replay_lsn, replayed_[replica].load(std::memory_order_relaxed));
+}
+
 std::optional<split_database::choice> split_database::choose(
     const pool::database_health* snap, std::uint64_t min_lsn,
     const std::vector<std::uint32_t>& active) {
-    // Candidates: fit replicas that have replayed min_lsn; the primary too with primary_reads.
+    // Candidates: fit replicas that have replayed min_lsn (else every fit one, to be asked);
+    // the primary too with primary_reads.
     struct candidate {
         bool primary;
         std::size_t index;
@@ -71,17 +131,27 @@ std::optional<split_database::choice> split_database::choose(
     };
     thread_local std::vector<candidate> c;
     c.clear();
+    bool verify = false;
     if (snap != nullptr) {
         const auto& h = snap->health;
-        for (std::size_t i = 0; i < replicas_.size() && i < h.replicas.size(); ++i) {
-            if (!h.fit(i)) continue;
-            if (min_lsn != 0 && !h.replayed_at_least(i, min_lsn)) continue;
-            c.push_back({false, i, replicas_[i].weight});
+        for (int pass = 0; pass < 2 && c.empty(); ++pass) {
+            for (std::size_t i = 0; i < replicas_.size() && i < h.replicas.size(); ++i) {
+                if (!h.fit(i)) continue;
+                if (pass == 0 && min_lsn != 0 && replayed(snap, i) < min_lsn) continue;
+                if (pass == 1 && std::chrono::steady_clock::now().time_since_epoch().count() <
+                                     slow_until_[i].load(std::memory_order_relaxed))
+                    continue;
+                c.push_back({false, i, replicas_[i].weight});
+            }
+            verify = pass == 1;
+            if (min_lsn == 0) break;
         }
     }
     if (c.empty()) return std::nullopt;
     if (cfg_.primary_reads) c.push_back({true, 0, cfg_.primary_read_weight});
-    const auto pick = [&](std::size_t k) { return choice{c[k].primary, c[k].index}; };
+    const auto pick = [&](std::size_t k) {
+        return choice{c[k].primary, c[k].index, verify && !c[k].primary};
+    };
     const auto n = next_.fetch_add(1, std::memory_order_relaxed);
     switch (cfg_.load_balance) {
         case load_balance_policy::round_robin:

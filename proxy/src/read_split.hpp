@@ -66,12 +66,37 @@ class split_database {
     // A fit replica for a read that needs `min_lsn` replayed, by the load-balancing policy;
     // nullopt: none (then the primary, or an error). `active(i)` is replica i's pool's active
     // server connections (least_connections). With primary_reads, the result may be `primary`.
+    // Replicas known to have replayed min_lsn (by the monitor or by reads' own checks) come
+    // first; if none is, any fit one that did not just fail such a check (note_slow), marked
+    // `verify`: the read asks it before it runs there.
     struct choice {
         bool primary = false;
         std::size_t replica = 0;
+        bool verify = false;
     };
     std::optional<choice> choose(const pool::database_health* snap, std::uint64_t min_lsn,
                                  const std::vector<std::uint32_t>& active);
+
+    // Instance consistency. The latest commit LSN acknowledged to a client of this database by
+    // this process (raised before the client gets its ReadyForQuery), and the time of an
+    // acknowledged commit whose LSN could not be learnt (covered once the monitor has sampled
+    // the primary after it).
+    void note_acked(std::uint64_t lsn);
+    void note_unknown_ack(std::chrono::steady_clock::time_point at);
+    struct frontier {
+        std::uint64_t lsn = 0;  // what a read must see replayed
+        bool pending = false;   // an acknowledged commit with no LSN yet: read the primary
+    };
+    frontier instance_frontier(const pool::database_health* snap);
+    // Replay positions seen by reads' own checks, fresher than the monitor's samples; forgotten
+    // when the monitor finds the replica unfit (a restarted standby may replay less at first).
+    void note_replayed(std::size_t replica, std::uint64_t lsn);
+    [[nodiscard]] std::uint64_t replayed(const pool::database_health* snap,
+                                         std::size_t replica) const;
+    // A read's check found the replica still behind after consistency_wait_ms: for ten times
+    // that long, reads that would have to ask it go to the primary at once (a replica that
+    // lags, or applies with a delay, would make each of them wait for nothing).
+    void note_slow(std::size_t replica);
 
     route_counters& counters(std::optional<std::size_t> replica) {
         return replica ? replica_counters_[*replica] : primary_counters_;
@@ -91,6 +116,10 @@ class split_database {
     std::atomic<std::uint64_t> next_{0};  // round robin / weighted
     route_counters primary_counters_;
     std::vector<route_counters> replica_counters_;
+    std::atomic<std::uint64_t> acked_lsn_{0};
+    std::atomic<std::chrono::steady_clock::rep> unknown_ack_at_{0};              // 0: none
+    std::unique_ptr<std::atomic<std::uint64_t>[]> replayed_;                     // per replica
+    std::unique_ptr<std::atomic<std::chrono::steady_clock::rep>[]> slow_until_;  // per replica
 };
 
 // The workers' classifiers (one per thread) report here every so often (SHOW PARSE_CACHE).
@@ -125,6 +154,14 @@ struct split_session {
     bool count_at_end = false;  // on the primary: counted as read or write when it ends
     // Read-your-writes: when the write whose LSN is pending committed.
     std::optional<std::chrono::steady_clock::time_point> commit_at;
+    // A query asking the primary for its insert LSN follows each message sent while this
+    // session has a committed write whose LSN is not known (statement_mux's tail): the LSN
+    // arrives with the commit's acknowledgement, and covers every write sent before it.
+    std::uint32_t lsn_tails_sent = 0;
+    std::uint32_t lsn_tails_answered = 0;
+    // The transaction's replica must have replayed this before the read runs there (asked at
+    // attach time); 0: nothing to check.
+    std::uint64_t verify_lsn = 0;
     // A plain BEGIN (and SET TRANSACTION, SET LOCAL shardgate.*) at a transaction's start,
     // answered by shardgate and held until a later statement chooses the server: sent there
     // first (statement_mux::hidden_query). `held_from`: the state before it.

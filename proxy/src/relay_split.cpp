@@ -174,6 +174,7 @@ bool client_session::split_route_start() {
     sp.routed_first = false;
     sp.no_fit_error = false;
     sp.replica_if_primary_down = false;
+    sp.verify_lsn = 0;
     sp.txn_writes = false;
     sp.count_at_end = false;
     // The transaction's first statement: a Query, a Parse, or a Bind of a named statement.
@@ -211,6 +212,10 @@ bool client_session::split_route_start() {
     if (!found) return false;  // the primary
     const auto& q = split_classified(sql, statement, at_parse);
     split_note_commit();  // before `before`: a failed checkout must not undo it
+    // Instance consistency: every commit acknowledged before this read arrived.
+    const auto frontier = db.instance_frontier(db.health(sp.health));
+    sp.state.instance_lsn = frontier.lsn;
+    sp.state.instance_lsn_pending = frontier.pending;
     sp.before = sp.state;
     const auto d = split_route(q);
     if (first_query != 0 && d.target == rt::route_target::defer && !d.error && q.size() == 1) {
@@ -242,6 +247,7 @@ bool client_session::split_route_start() {
     const auto choice = db.choose(snap, d.min_lsn, active);
     if (choice && !choice->primary) {
         sp.replica = choice->replica;
+        if (choice->verify) sp.verify_lsn = d.min_lsn;
         db.counters(choice->replica).reads.fetch_add(1, std::memory_order_relaxed);
         return false;
     }
@@ -280,12 +286,49 @@ void client_session::split_statement(char type, std::span<const std::byte> body)
     }
 }
 
+bool client_session::wants_lsn_tail(char type, std::span<const std::byte> body) const {
+    if (type != 'Q' && type != 'S') return false;
+    const auto& sp = *split_;
+    if (sp.replica || !sp.state.write_lsn_pending) return false;
+    if (type == 'Q') {
+        // COPY ... FROM STDIN: the server takes nothing but copy data until it ends, so no
+        // Query may follow it (its acknowledgement is then an unknown one: split_ready).
+        const auto sql = cstring(body).first;
+        for (std::size_t at = sql.find_first_of("sS"); at != std::string_view::npos;
+             at = sql.find_first_of("sS", at + 1)) {
+            if (at + 5 <= sql.size() && ascii_lower(sql.substr(at, 5)) == "stdin") return false;
+        }
+    }
+    return true;
+}
+
+void client_session::split_tail_lsn(std::string_view value) {
+    auto& sp = *split_;
+    ++sp.lsn_tails_answered;
+    const auto lsn = pool::parse_lsn(value);
+    if (!lsn) return;  // the tail failed (an aborted transaction): nothing was committed then
+    // Every write sent before this tail is at or before `lsn`: instance consistency's frontier
+    // moves before the client (or any other) can hear of the commit.
+    pool_->split->note_acked(*lsn);
+    sp.state.last_write_lsn = std::max(sp.state.last_write_lsn, *lsn);
+    if (sp.lsn_tails_answered == sp.lsn_tails_sent && sp.state.write_lsn_pending) {
+        rt::note_commit_lsn(sp.state, *lsn);
+        sp.commit_at.reset();
+        sp.report_lsn = true;
+    }
+}
+
 void client_session::split_ready(char status) {
     auto& sp = *split_;
     rt::note_ready_for_query(sp.state, status,
                              sp.replica ? rt::server_role::replica : rt::server_role::primary);
     if (status == 'I' && sp.state.write_lsn_pending && !sp.commit_at)
         sp.commit_at = std::chrono::steady_clock::now();
+    if (status == 'I' && sp.state.write_lsn_pending && sp.lsn_tails_answered == sp.lsn_tails_sent) {
+        // A commit acknowledged with no LSN learnt (COPY FROM STDIN, a function call): reads in
+        // instance consistency go to the primary until the monitor has sampled it after this.
+        pool_->split->note_unknown_ack(*sp.commit_at);
+    }
     if (status == 'I' && sp.count_at_end) {
         sp.count_at_end = false;
         auto& c = pool_->split->counters(std::nullopt);

@@ -155,6 +155,7 @@ client_session::txn_step client_session::txn_client_messages() {
                           database_name_, rt::to_string(effect));
         }
         std::string tail;
+        const bool lsn_tail = conn_ && split_ && wants_lsn_tail(t, body);
         if (dealloc) {
             // One of its protocol statements: nothing pins, shardgate's name is dropped.
             const auto how =
@@ -164,11 +165,22 @@ client_session::txn_step client_session::txn_client_messages() {
             } else if (how == statement_mux::dealloc::forward) {
                 mux_.client_message(t, body, to_server_, client_out_);
             }
-        } else if (conn_ && t == 'Q' && body.data() == f.msg.body.data() &&
-                   (effect == rt::session_effect::set || effect == rt::session_effect::discard ||
-                    !pending_settings_.empty()) &&
-                   reset_tail(cstring(body).first, tail)) {
+        } else if (conn_ && t == 'Q' &&
+                   ((body.data() == f.msg.body.data() &&
+                     (effect == rt::session_effect::set || effect == rt::session_effect::discard ||
+                      !pending_settings_.empty()) &&
+                     reset_tail(cstring(body).first, tail)) ||
+                    lsn_tail)) {
+            // The primary's insert LSN comes first in the tail's row (read in txn_server_bytes).
+            if (lsn_tail) {
+                tail = std::string(lsn_tail_sql) +
+                       (tail.empty() ? std::string() : ", " + tail.substr(sizeof("SELECT")));
+                ++split_->lsn_tails_sent;
+            }
             mux_.client_query_with_tail(body, tail, conn_->params, to_server_, client_out_);
+        } else if (conn_ && t == 'S' && lsn_tail) {
+            ++split_->lsn_tails_sent;
+            mux_.client_sync_with_tail(body, lsn_tail_sql, to_server_, client_out_);
         } else if (conn_) {
             mux_.client_message(t, body, to_server_, client_out_);
         }
@@ -200,8 +212,12 @@ bool client_session::txn_server_bytes(std::span<const std::byte> chunk) {
         }
         if (f.status != pr::frame_status::ok) break;
         if (f.msg.type == 'Z') {
+            const bool tail = mux_.at_tail();
+            const std::string tail_value = tail ? mux_.take_tail_value() : std::string();
             tracker_.on_ready(f.msg.body.empty() ? 'I' : static_cast<char>(f.msg.body[0]));
             if (split_) {
+                if (tail && split_->lsn_tails_answered < split_->lsn_tails_sent)
+                    split_tail_lsn(tail_value);  // before the client hears of the commit
                 split_ready(tracker_.txn_status());
                 if (split_->report_lsn) {
                     // Another connection may wait for it: SET shardgate.min_lsn = '...'.

@@ -106,6 +106,13 @@ class client_session : public std::enable_shared_from_this<client_session> {
     void split_hold(std::string_view sql, std::string_view tag, std::size_t consumed);
     void split_statement(char type, std::span<const std::byte> body);
     void split_ready(char status);
+    // Read-your-writes and instance consistency: the client message `type` must be followed by
+    // a tail asking the primary for its insert LSN (a committed write's LSN is not known yet).
+    [[nodiscard]] bool wants_lsn_tail(char type, std::span<const std::byte> body) const;
+    // A tail's answer (the LSN as text, "" if it failed): the write is known to be there.
+    void split_tail_lsn(std::string_view value);
+    static constexpr std::string_view lsn_tail_sql =
+        "SELECT pg_catalog.pg_current_wal_insert_lsn()::text";
     // `statement`: a named prepared statement's name, classified once at its Parse
     // (`at_parse`) and kept with the session; "" for a Query or the unnamed statement.
     router::route_decision split_route_text(std::string_view sql, std::string_view statement = {},
@@ -157,6 +164,13 @@ class client_session : public std::enable_shared_from_this<client_session> {
     // `since`: when the client started waiting for it (a data plane may have queued it).
     awaitable<bool> attach_server(
         std::optional<std::chrono::steady_clock::time_point> since = std::nullopt);
+    // From the pool the transaction's route names (a replica's, else the primary's), with the
+    // fallbacks when it cannot be had.
+    awaitable<pool::checkout_result> checkout_for_transaction(
+        std::optional<std::chrono::steady_clock::time_point> since);
+    // The attached replica has replayed `lsn`, asked now (and again within
+    // consistency_wait_ms). False: it has not (conn_ kept), or it failed (conn_ given back).
+    awaitable<bool> replica_caught_up(std::uint64_t lsn);
     // No connection could be had: the client gets an error for each reply it is owed.
     awaitable<bool> fail_attach(const pool::checkout_result& res);
     void on_server_attached();
@@ -245,6 +259,15 @@ class client_session : public std::enable_shared_from_this<client_session> {
     // startup parameters + settings_: what applied_key must equal for a connection to be ours.
     [[nodiscard]] std::string session_key() const;
     const std::string& current_session_key();  // session_key(), cached
+    // What a connection parked in a data plane must match to be handed over there: the
+    // session key, or (a replica must be asked whether it replayed enough first, which the
+    // worker does at attach time) nothing.
+    std::string_view plane_session_key() {
+        if (split_ && split_->verify_lsn != 0)
+            return "\x03"
+                   "verify";
+        return current_session_key();
+    }
     std::string session_key_cache_;
     bool session_key_valid_ = false;
     void commit_settings();

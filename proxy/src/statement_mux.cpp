@@ -221,6 +221,19 @@ void statement_mux::client_query_with_tail(
     drain(to_client);
 }
 
+void statement_mux::client_sync_with_tail(std::span<const std::byte> sync, std::string_view tail,
+                                          pr::write_buffer& to_server,
+                                          pr::write_buffer& to_client) {
+    skip_to_sync_ = false;  // as client_message does for a Sync
+    forward(to_server, 'S', sync);
+    push(expect::sync_head);
+    const auto mark = to_server.begin_message('Q');
+    to_server.cstring(tail);
+    to_server.end_message(mark);
+    push(expect::query_tail, 0, {});
+    drain(to_client);
+}
+
 void statement_mux::hidden_query(std::string_view sql, pr::write_buffer& to_server) {
     const auto mark = to_server.begin_message('Q');
     to_server.cstring(sql);
@@ -318,7 +331,8 @@ void statement_mux::error_until_sync() {
     // The server skips every message up to Sync after an error: their replies never come,
     // and what shardgate owed for them is not owed either (as with Postgres, a skipped Parse
     // creates nothing).
-    while (!settled() && expected_[head_].what != expect::sync) {
+    while (!settled() && expected_[head_].what != expect::sync &&
+           expected_[head_].what != expect::sync_head) {
         const auto& p = expected_[head_];
         if ((p.what == expect::parse || p.what == expect::swallow_parse) && p.statement != 0 &&
             server_ != nullptr)
@@ -334,13 +348,11 @@ void statement_mux::server_message(std::span<const std::byte> whole, pr::write_b
     const char type = static_cast<char>(whole[0]);
     // Notices, notifications and parameter changes can come at any time.
     if (type == 'N' || type == 'A' || type == 'S' || settled()) {
-        if (type == 'S' && !settled() &&
-            (expected_[head_].what == expect::query_head ||
-             expected_[head_].what == expect::query_tail)) {
+        const auto at = settled() ? expect::sync : expected_[head_].what;
+        if (type == 'S' &&
+            (at == expect::query_head || at == expect::sync_head || at == expect::query_tail)) {
             // Held back until the tail's ReadyForQuery (the tail follows the head).
-            auto& held =
-                text_of(expected_[expected_[head_].what == expect::query_head ? head_ + 1 : head_])
-                    .message;
+            auto& held = text_of(expected_[at == expect::query_tail ? head_ : head_ + 1]).message;
             held.append(reinterpret_cast<const char*>(whole.data()), whole.size());
             return;
         }
@@ -350,7 +362,15 @@ void statement_mux::server_message(std::span<const std::byte> whole, pr::write_b
     const auto& head = expected_[head_];
     if (head.what == expect::query_tail) {
         // Only the tail's ReadyForQuery reaches the client (with the transaction's status).
+        if (type == 'D' && !tail_row_seen_) {
+            tail_row_seen_ = true;
+            tail_value_.clear();
+            if (auto row = pr::be::decode_data_row(whole.subspan(5));
+                row && !row->values.empty() && row->values.front())
+                tail_value_ = *row->values.front();
+        }
         if (type == 'Z') {
+            tail_row_seen_ = false;
             emit_reports(text_of(head).message, text_of(head).reported, to_client);
             to_client.bytes(whole);
             pop();
@@ -367,7 +387,11 @@ void statement_mux::server_message(std::span<const std::byte> whole, pr::write_b
         }
         return;
     }
-    if (head.what == expect::query_head) {
+    if (head.what == expect::query_head || head.what == expect::sync_head) {
+        if (type == 'E' && head.what == expect::sync_head) {
+            client_names_in_error(whole, to_client);
+            return;
+        }
         if (type == 'Z') {
             pop();
         } else {

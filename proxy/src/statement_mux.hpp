@@ -16,6 +16,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "shardgate/pool/server_conn.hpp"
@@ -63,6 +64,19 @@ class statement_mux {
                                 const std::vector<std::pair<std::string, std::string>>& reported,
                                 protocol::write_buffer& to_server,
                                 protocol::write_buffer& to_client);
+
+    // A client Sync followed by shardgate's own `tail` Query: the client sees the Sync's
+    // replies with the tail's ReadyForQuery in place of the Sync's (as client_query_with_tail).
+    void client_sync_with_tail(std::span<const std::byte> sync, std::string_view tail,
+                               protocol::write_buffer& to_server,
+                               protocol::write_buffer& to_client);
+    // A tail's reply is next (its rows are being read, or its ReadyForQuery is due).
+    [[nodiscard]] bool at_tail() const {
+        return !settled() && expected_[head_].what == expect::query_tail;
+    }
+    // The first column of the first row the last tail returned, as text ("" if none or NULL);
+    // taken once.
+    std::string take_tail_value() { return std::exchange(tail_value_, {}); }
 
     // SQL DEALLOCATE of one of the client's protocol statements (`name` as Postgres folds it),
     // in a Query; `txn_status` is the client's transaction status. sent: the server drops
@@ -112,6 +126,7 @@ class statement_mux {
         sync,             // ReadyForQuery
         query,            // anything up to ReadyForQuery (simple query, function call)
         query_head,       // a client Query followed by a tail: its ReadyForQuery is dropped
+        sync_head,        // a client Sync followed by a tail: its ReadyForQuery is dropped
         query_tail,       // shardgate's tail Query: only reports and ReadyForQuery pass
         query_hidden,     // shardgate's own Query sent first: only errors and reports pass
         swallow_parse,    // ParseComplete of an injected Parse: not for the client
@@ -166,6 +181,8 @@ class statement_mux {
     std::vector<pending> expected_;
     std::vector<pending_text> texts_;  // emptied with expected_
     std::size_t head_ = 0;
+    std::string tail_value_;  // see take_tail_value()
+    bool tail_row_seen_ = false;
     bool skip_to_sync_ = false;  // after shardgate's own error: client messages up to Sync are
                                  // not sent, as Postgres ignores them
 };

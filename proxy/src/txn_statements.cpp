@@ -113,7 +113,7 @@ std::vector<std::byte> setting_refusal(char type, std::span<const std::byte> bod
                                        const rt::setting_error& e) {
     std::string_view hint = "Available values: auto, primary, replica.";
     if (e.name == rt::routing_setting::consistency)
-        hint = "Available values: eventual, session, primary.";
+        hint = "Available values: eventual, session, instance, global, primary.";
     else if (e.name == rt::routing_setting::min_lsn)
         hint = "The value is a WAL location such as '0/16B3748' (shardgate.last_commit_lsn).";
     return raising(type, body, "22023",

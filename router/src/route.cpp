@@ -39,11 +39,15 @@ std::optional<server_role> hinted_role(const statement_shape* shape) {
     return std::nullopt;
 }
 
-// What a replica must have replayed: shardgate.min_lsn, and in session consistency this
-// session's last write.
+// What a replica must have replayed: shardgate.min_lsn, this session's last write (session,
+// instance and global consistency) and every commit the proxy acknowledged (instance; global
+// once the proxy put the primary's position there).
 std::uint64_t required_lsn(const session_routing_state& s) {
-    const std::uint64_t own = s.consistency() == consistency_mode::session ? s.last_write_lsn : 0;
-    return std::max(s.min_lsn(), own);
+    const std::uint64_t own = s.own_writes_count() ? s.last_write_lsn : 0;
+    const auto m = s.consistency();
+    const std::uint64_t all =
+        m == consistency_mode::instance || m == consistency_mode::global ? s.instance_lsn : 0;
+    return std::max({s.min_lsn(), own, all});
 }
 
 // A replica target with the LSN it must have replayed; or the primary when the session's
@@ -53,7 +57,11 @@ route_decision replica_read(const session_routing_state& s, route_reason why) {
     if (mode == consistency_mode::primary) {
         return decided(route_target::primary, route_reason::consistency_primary);
     }
-    if (mode == consistency_mode::session && s.write_lsn_pending) {
+    if (s.own_writes_count() && s.write_lsn_pending) {
+        return decided(route_target::primary, route_reason::read_your_writes);
+    }
+    if ((mode == consistency_mode::instance || mode == consistency_mode::global) &&
+        s.instance_lsn_pending) {
         return decided(route_target::primary, route_reason::read_your_writes);
     }
     route_decision d = decided(route_target::replica, why);

@@ -45,6 +45,8 @@ std::optional<consistency_mode> parse_consistency(std::string_view s) {
     if (iequals(s, "eventual")) return consistency_mode::eventual;
     if (iequals(s, "session")) return consistency_mode::session;
     if (iequals(s, "primary")) return consistency_mode::primary;
+    if (iequals(s, "instance")) return consistency_mode::instance;
+    if (iequals(s, "global")) return consistency_mode::global;
     return std::nullopt;
 }
 
@@ -124,6 +126,10 @@ std::string_view to_string(consistency_mode m) {
             return "session";
         case consistency_mode::primary:
             return "primary";
+        case consistency_mode::instance:
+            return "instance";
+        case consistency_mode::global:
+            return "global";
     }
     return "?";
 }

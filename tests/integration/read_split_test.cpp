@@ -222,7 +222,7 @@ TEST_CASE("read-your-writes: zero stale reads in session consistency, stale ones
         c.replica(i).exec("ALTER SYSTEM SET recovery_min_apply_delay = '30ms'");
         c.replica(i).exec("SELECT pg_reload_conf()");
     }
-    for (const char* mode : {"session", "eventual"}) {
+    for (const std::string mode : {"session", "eventual"}) {
         CAPTURE(mode);
         c.start(std::string("consistency = \"") + mode + "\"\n");
         auto conn = c.connect();
@@ -231,12 +231,12 @@ TEST_CASE("read-your-writes: zero stale reads in session consistency, stale ones
             const auto id = value(conn.get(), "INSERT INTO kv(v) VALUES (1) RETURNING id");
             REQUIRE(id.rfind("ERROR", 0) != 0);
             if (value(conn.get(), "SELECT count(*) FROM kv WHERE id = " + id) != "1") ++stale;
-            if (std::string(mode) == "eventual" && stale >= 100) break;  // shown
+            if (mode == "eventual" && stale >= 100) break;  // shown
         }
         const auto routes = c.routed_reads();
         MESSAGE(mode << ": " << stale << " stale reads; reads routed primary/replicas " << routes[0]
                      << "/" << routes[1] << "/" << routes[2]);
-        if (std::string(mode) == "session")
+        if (mode == "session")
             CHECK(stale == 0);
         else
             CHECK(stale > 0);

@@ -28,7 +28,9 @@ struct cluster {
     pg_topology topo;
     std::unique_ptr<shardgate_process> sg;
 
-    cluster() : topo(pg_topology::builder().replicas(2).build()) {
+    cluster() : cluster(pg_topology::builder().replicas(2)) {}
+    // `b` must give one shard with two replicas.
+    explicit cluster(const pg_topology::builder& b) : topo(b.build()) {
         topo.create_role("alice", "secret");
         topo.create_database("app", "alice");
         primary().exec(

@@ -320,7 +320,8 @@ TEST_CASE("read/write split: defaults without replicas") {
     CHECK(db.write_functions.empty());
     CHECK(db.read_only_functions.empty());
     CHECK_FALSE(c->users.at("alice").consistency.has_value());
-    CHECK(resolve_consistency(db, c->users.at("alice")) == consistency_mode::session);
+    CHECK(resolve_consistency(db, c->users.at("alice")) == consistency_mode::instance);
+    CHECK(db.consistency_wait.count() == 10);
 }
 
 TEST_CASE("read/write split: listing replicas turns it on; replica defaults") {
@@ -407,8 +408,17 @@ password = "secret"
         CHECK(lb->databases.at("app").load_balance == value);
         CHECK(to_string(value) == name);
     }
-    auto sess = parse_config(with_db("consistency = \"session\""), "test.toml");
-    CHECK(sess->databases.at("app").consistency == consistency_mode::session);
+    for (const auto& [name, value] : {std::pair{"session", consistency_mode::session},
+                                      std::pair{"instance", consistency_mode::instance},
+                                      std::pair{"global", consistency_mode::global},
+                                      std::pair{"eventual", consistency_mode::eventual},
+                                      std::pair{"primary", consistency_mode::primary}}) {
+        auto m = parse_config(with_db("consistency = \"" + std::string(name) + "\""), "test.toml");
+        CHECK(m->databases.at("app").consistency == value);
+        CHECK(to_string(value) == name);
+    }
+    auto wait = parse_config(with_db("consistency_wait_ms = 0"), "test.toml");
+    CHECK(wait->databases.at("app").consistency_wait.count() == 0);
     CHECK(to_string(no_fit_replica_policy::error) == "error");
     CHECK(to_string(transaction_routing_policy::first_statement) == "first_statement");
 }
@@ -499,13 +509,16 @@ TEST_CASE("read/write split: setting mistakes are reported with their line") {
     CHECK(error_of(with_db("read_write_split = \"yes\"")) ==
           "test.toml:3: 'databases.app.read_write_split' must be true or false");
     CHECK(error_of(with_db("consistency = \"strong\"")) ==
-          "test.toml:3: 'databases.app.consistency': must be one of eventual, session, primary, "
+          "test.toml:3: 'databases.app.consistency': must be one of eventual, session, instance, "
+          "global, primary, "
           "not 'strong'");
     CHECK(error_of(with_db("consistency = \"Session\"")) ==
-          "test.toml:3: 'databases.app.consistency': must be one of eventual, session, primary, "
+          "test.toml:3: 'databases.app.consistency': must be one of eventual, session, instance, "
+          "global, primary, "
           "not 'Session'");
     CHECK(error_of(std::string(minimal) + "consistency = \"causal\"\n") ==
-          "test.toml:5: 'users.alice.consistency': must be one of eventual, session, primary, "
+          "test.toml:5: 'users.alice.consistency': must be one of eventual, session, instance, "
+          "global, primary, "
           "not 'causal'");
     CHECK(error_of(with_db("load_balance = \"random\"")) ==
           "test.toml:3: 'databases.app.load_balance': must be one of round_robin, "

@@ -31,6 +31,10 @@ enum class consistency_mode : std::uint8_t {
     eventual,  // reads go to any fit replica
     session,   // once this session's write committed, reads only on replicas replayed past it
     primary,   // every statement on the primary
+    instance,  // reads only on replicas that replayed every commit this proxy acknowledged to
+               // any client before the read arrived (session_routing_state::instance_lsn)
+    global,    // the same for commits acknowledged by any proxy: the primary's position when
+               // the read arrived (the proxy learns it when the read begins)
 };
 std::string_view to_string(consistency_mode m);
 [[nodiscard]] std::optional<consistency_mode> parse_consistency(std::string_view s);
@@ -127,6 +131,11 @@ struct session_routing_state {
     // the primary meanwhile, in session mode), and the latest reported commit LSN.
     bool write_lsn_pending = false;
     std::uint64_t last_write_lsn = 0;
+    // Instance consistency, set by the proxy before it routes: the latest commit LSN it
+    // acknowledged to any client, and whether it acknowledged one whose LSN it does not know
+    // yet (reads go to the primary meanwhile).
+    std::uint64_t instance_lsn = 0;
+    bool instance_lsn_pending = false;
     // Temporary objects exist on the primary: the session's statements must all go there.
     bool temp_on_primary = false;
 
@@ -135,6 +144,12 @@ struct session_routing_state {
         return local_consistency.value_or(session.consistency);
     }
     [[nodiscard]] std::uint64_t min_lsn() const { return local_min_lsn.value_or(session.min_lsn); }
+    // Read-your-writes of some kind: the session's own writes count.
+    [[nodiscard]] bool own_writes_count() const {
+        const auto m = consistency();
+        return m == consistency_mode::session || m == consistency_mode::instance ||
+               m == consistency_mode::global;
+    }
 };
 
 enum class route_target : std::uint8_t {

@@ -1,0 +1,136 @@
+// Read-your-writes across connections, with a primary and two streaming replicas: connection A
+// writes and commits, connection B reads at once. In `instance` consistency (the default) B
+// never misses A's commit; in `session` consistency (one connection's own writes only) it does.
+// Writes by simple and extended protocol, explicit transactions, DDL; reads by both protocols.
+// Also: VACUUM ANALYZE counts as a write for the EXPLAIN after it.
+#include <doctest/doctest.h>
+#include <libpq-fe.h>
+
+#include <string>
+#include <vector>
+
+#include "split_cluster.hpp"
+
+using namespace split_fixture;
+
+namespace {
+
+// One value by the extended protocol (PQexecParams), or "ERROR: ...".
+std::string value_extended(PGconn* c, const std::string& sql, const std::string& param) {
+    const char* values[] = {param.c_str()};
+    PGresult* r = PQexecParams(c, sql.c_str(), 1, nullptr, values, nullptr, nullptr, 0);
+    std::string out = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0
+                          ? std::string(PQgetvalue(r, 0, 0))
+                          : std::string("ERROR: ") + PQresultErrorMessage(r);
+    PQclear(r);
+    return out;
+}
+
+struct outcome {
+    int misses = 0;
+    std::string first_miss;
+};
+
+// `rounds` rounds of "A commits, B reads it at once", the kinds of write and read in turn.
+outcome write_then_read(cluster& c, int rounds) {
+    auto a = c.connect();
+    auto b = c.connect();
+    REQUIRE(PQstatus(a.get()) == CONNECTION_OK);
+    REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
+    outcome o;
+    for (int i = 0; i < rounds; ++i) {
+        std::string id;
+        switch (i % 5) {
+            case 0:  // autocommit INSERT, simple protocol
+                id = value(a.get(), "INSERT INTO kv(v) VALUES (1) RETURNING id");
+                break;
+            case 1:  // autocommit INSERT, extended protocol
+                id = value_extended(a.get(), "INSERT INTO kv(v) VALUES ($1) RETURNING id", "2");
+                break;
+            case 2:  // an explicit transaction
+                REQUIRE(ok(a.get(), "BEGIN"));
+                id = value(a.get(), "INSERT INTO kv(v) VALUES (3) RETURNING id");
+                REQUIRE(ok(a.get(), "COMMIT"));
+                break;
+            case 3:  // an explicit transaction by the extended protocol
+                REQUIRE(value_extended(a.get(), "SELECT $1::text", "x") == "x");
+                REQUIRE(ok(a.get(), "BEGIN"));
+                id = value_extended(a.get(), "INSERT INTO kv(v) VALUES ($1) RETURNING id", "4");
+                REQUIRE(ok(a.get(), "COMMIT"));
+                break;
+            default: {  // DDL: B reads the new table
+                const std::string t = "made_" + std::to_string(i);
+                REQUIRE(ok(a.get(),
+                           "CREATE TABLE " + t + " (a int); GRANT SELECT ON " + t + " TO PUBLIC"));
+                const auto got = value(b.get(), "SELECT count(*) FROM " + t);
+                if (got != "0") {
+                    if (o.misses++ == 0) o.first_miss = "round " + std::to_string(i) + ": " + got;
+                }
+                continue;
+            }
+        }
+        REQUIRE_MESSAGE(id.rfind("ERROR", 0) != 0, id);
+        const auto got = i % 2 == 0
+                             ? value(b.get(), "SELECT count(*) FROM kv WHERE id = " + id)
+                             : value_extended(b.get(), "SELECT count(*) FROM kv WHERE id = $1", id);
+        if (got != "1") {
+            if (o.misses++ == 0) o.first_miss = "round " + std::to_string(i) + ": " + got;
+        }
+    }
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("instance consistency: 1,000 rounds of A commits, B reads at once: no miss") {
+    cluster c;
+    c.start("");  // instance is the default
+    const auto before = c.routed_reads();
+    const auto o = write_then_read(c, 1000);
+    const auto after = c.routed_reads();
+    const auto for_consistency = c.routed_reads("reads_for_consistency");
+    MESSAGE("instance: " << o.misses << " misses; B's reads on replicas " << after[1] - before[1]
+                         << " + " << after[2] - before[2] << ", on the primary for consistency "
+                         << for_consistency[0]);
+    INFO(o.first_miss);
+    CHECK(o.misses == 0);
+}
+
+TEST_CASE("session consistency: B, which wrote nothing, misses A's commits") {
+    cluster c;
+    c.start("consistency = \"session\"\n");
+    const auto o = write_then_read(c, 1000);
+    MESSAGE("session: " << o.misses << " misses in 1000 rounds; first: " << o.first_miss);
+    CHECK(o.misses > 0);
+}
+
+TEST_CASE("instance consistency with synchronous commits: no miss, and replicas take reads") {
+    // With synchronous_commit on (Postgres' default) replicas get each commit at once and
+    // replay it within a millisecond or so: the reads' own checks find them caught up.
+    cluster c(pg_topology::builder().replicas(2).extra_conf("synchronous_commit = on"));
+    c.start("");
+    const auto before = c.routed_reads();
+    const auto o = write_then_read(c, 1000);
+    const auto after = c.routed_reads();
+    const long long on_replicas = (after[1] - before[1]) + (after[2] - before[2]);
+    MESSAGE("instance, synchronous commits: " << o.misses << " misses; " << on_replicas
+                                              << " of B's 1000 reads on replicas");
+    INFO(o.first_miss);
+    CHECK(o.misses == 0);
+    CHECK(on_replicas > 0);
+}
+
+TEST_CASE("VACUUM ANALYZE is a write: the EXPLAIN after it sees the new statistics") {
+    cluster c;
+    c.start("");
+    auto conn = c.connect();
+    REQUIRE(ok(conn.get(), "CREATE TABLE stats_t (a int)"));
+    for (int round = 0; round < 20; ++round) {
+        const int rows = 1000 * (round + 1);
+        REQUIRE(ok(conn.get(), "INSERT INTO stats_t SELECT g FROM generate_series(1, 1000) g"));
+        REQUIRE(ok(conn.get(), "VACUUM ANALYZE stats_t"));
+        const auto plan = value(conn.get(), "EXPLAIN SELECT * FROM stats_t");
+        CAPTURE(plan);
+        CHECK(plan.find("rows=" + std::to_string(rows) + " ") != std::string::npos);
+    }
+}
