@@ -68,7 +68,13 @@ awaitable<std::span<const std::byte>> pg_stream::async_read_chunk(error_code& ec
 
 awaitable<void> pg_stream::async_write_all(std::span<const std::byte> b, error_code& ec) {
     if (tls_) {
-        co_await asio::async_write(*tls_, asio::buffer(b.data(), b.size()), ec_token(ec));
+        // The write may wait for the peer, and `b` may be another session's scratch memory by
+        // then (a plain server's bytes relayed to a TLS client): the stream writes its own copy.
+        // Encrypting costs far more than the copy.
+        pending_.assign(b.begin(), b.end());
+        co_await asio::async_write(*tls_, asio::buffer(pending_), ec_token(ec));
+        pending_.clear();
+        if (pending_.capacity() > relay_chunk_size) pending_.shrink_to_fit();
         co_return;
     }
     if (!sock_->non_blocking()) sock_->non_blocking(true, ec);

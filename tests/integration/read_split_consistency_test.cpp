@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 #include <libpq-fe.h>
 
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -132,5 +133,46 @@ TEST_CASE("VACUUM ANALYZE is a write: the EXPLAIN after it sees the new statisti
         const auto plan = value(conn.get(), "EXPLAIN SELECT * FROM stats_t");
         CAPTURE(plan);
         CHECK(plan.find("rows=" + std::to_string(rows) + " ") != std::string::npos);
+    }
+}
+
+TEST_CASE("pgbench, 10 % TPC-B-like writes: the share of reads the replicas take") {
+    // Measured, not asserted beyond "some": the must-show figure of issue 12 (run with
+    // SHARDGATE_BINARY=... for another build). Synchronous commits, as in production.
+    cluster c(pg_topology::builder().replicas(2).extra_conf("synchronous_commit = on"));
+    work_dir dir("pgbench-mix");
+    {
+        const auto init = run_command({(pg_bindir() / "pgbench").string(), "-i", "-s", "1", "-q",
+                                       c.primary().superuser_conninfo("app")},
+                                      {.timeout = 120s, .cwd = dir.path()});
+        REQUIRE(init.exit_code == 0);
+        c.primary().exec("GRANT ALL ON ALL TABLES IN SCHEMA public TO alice", "app");
+        c.topo.wait_for_replicas_streaming();
+    }
+    for (const std::string mode : {"", "session", "eventual"}) {
+        CAPTURE(mode);
+        c.start(mode.empty() ? "" : "consistency = \"" + mode + "\"\n");
+        const auto before = c.routed_reads();
+        const auto r = c.pgbench(dir, {"-n", "-c", "8", "-j", "2", "-T", "5", "-b", "tpcb-like@1",
+                                       "-b", "select-only@9"});
+        INFO(r.output);
+        CHECK(r.exit_code == 0);
+        CHECK(r.output.find("number of failed transactions: 0 (0.000%)") != std::string::npos);
+        std::smatch m;
+        REQUIRE(std::regex_search(r.output, m,
+                                  std::regex("SQL script 2: <builtin: select only>\\n"
+                                             " - weight: 9[^\\n]*\\n - ([0-9]+) transactions")));
+        const long long reads = std::stoll(m[1].str());
+        std::smatch tps;
+        const bool has_tps = std::regex_search(
+            r.output, tps, std::regex("tps = ([0-9.]+) \\(without initial connection time\\)"));
+        const auto after = c.routed_reads();
+        const long long on_replicas = (after[1] - before[1]) + (after[2] - before[2]);
+        const auto for_consistency = c.routed_reads("reads_for_consistency");
+        MESSAGE((mode.empty() ? std::string("default") : mode)
+                << ": " << reads << " select-only transactions, " << on_replicas << " on replicas ("
+                << (reads > 0 ? 100 * on_replicas / reads : 0) << " %), primary for consistency "
+                << for_consistency[0] << "; tps " << (has_tps ? tps[1].str() : std::string("?")));
+        CHECK(on_replicas > 0);
     }
 }

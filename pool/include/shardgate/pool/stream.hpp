@@ -64,7 +64,8 @@ class pg_stream {
     // turn); only after a read that filled the buffer do we read again without waiting.
     awaitable<std::span<const std::byte>> async_read_chunk(error_code& ec);
     // Relay write: tries a non-blocking write; whatever the socket does not take is copied
-    // into a buffer this stream owns before suspending, so `b` may be scratch memory.
+    // into a buffer this stream owns before suspending, so `b` may be scratch memory (TLS
+    // always writes from such a copy).
     awaitable<void> async_write_all(std::span<const std::byte> b, error_code& ec);
 
     // Moves the socket to another executor (a pooled connection handed to a session on
