@@ -143,6 +143,7 @@ void show_config(pr::write_buffer& out, proxy_context& ctx) {
     row("data_planes", num(c.data_planes), num(def.data_planes), false);
     row("max_client_conn", num(c.max_client_conn), num(def.max_client_conn));
     row("max_message_size", num(c.max_message_size), num(def.max_message_size));
+    row("max_client_memory", num(c.max_client_memory), num(def.max_client_memory), false);
     row("server_connect_timeout_ms", ms(c.server_connect_timeout), ms(def.server_connect_timeout));
     row("client_login_timeout_ms", ms(c.client_login_timeout), ms(def.client_login_timeout));
     row("shutdown_timeout_ms", ms(c.shutdown_timeout), ms(def.shutdown_timeout));

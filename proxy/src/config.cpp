@@ -93,6 +93,9 @@ void load_main(config& c, const toml::table& t, const std::string& origin) {
         static_cast<std::uint32_t>(r.integer("max_client_conn", c.max_client_conn, 1, 1000000));
     c.max_message_size = static_cast<std::uint32_t>(
         r.integer("max_message_size", c.max_message_size, 1024, 0x3fffffff));
+    c.max_client_memory = static_cast<std::uint64_t>(
+        r.integer("max_client_memory", static_cast<std::int64_t>(c.max_client_memory), 1024 * 1024,
+                  std::int64_t{1} << 40));
     c.server_connect_timeout = std::chrono::milliseconds(
         r.integer("server_connect_timeout_ms", c.server_connect_timeout.count(), 1, 3600000));
     c.client_login_timeout = std::chrono::milliseconds(

@@ -143,6 +143,9 @@ struct config {
     unsigned data_planes = 0;
     std::uint32_t max_client_conn = 10000;
     std::uint32_t max_message_size = 256U * 1024 * 1024;
+    // Bytes of partly received messages all clients may hold together (beyond 64 KiB each);
+    // a client whose message would pass it gets FATAL 53200. Fixed at start.
+    std::uint64_t max_client_memory = 1024ULL * 1024 * 1024;
     std::chrono::milliseconds server_connect_timeout{5000};
     std::chrono::milliseconds client_login_timeout{60000};  // Postgres' authentication_timeout
     std::chrono::milliseconds shutdown_timeout{30000};

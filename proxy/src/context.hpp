@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "byte_queue.hpp"
 #include "cancel_registry.hpp"
 #include "config.hpp"
 #include "data_plane.hpp"
@@ -37,6 +38,9 @@ struct proxy_context {
     cancel_registry cancels;
     prepared_registry prepared;  // statement ids for transaction pooling (statement_mux.hpp)
     std::atomic<std::uint32_t> clients{0};
+    // Bytes of partly received client messages held beyond each session's free allowance, for
+    // all sessions together (max_client_memory, fixed at start).
+    std::unique_ptr<byte_budget> client_memory;
     std::atomic<bool> stopping{false};  // the listener is closed: logins get 57P03
     // /health/ready: true once the listener accepts, false from the first SIGTERM/SIGINT
     // (shutdown_ready_delay_ms before `stopping`), so load balancers stop sending clients.

@@ -11,6 +11,7 @@ namespace shardgate::proxy {
 proxy_server::proxy_server(std::shared_ptr<const config> cfg, std::string config_path)
     : config_path_(std::move(config_path)) {
     ctx_.cfg = std::move(cfg);
+    ctx_.client_memory = std::make_unique<byte_budget>(ctx_.cfg->max_client_memory);
     ctx_.init_tls();
     const unsigned n = std::max(1U, ctx_.cfg->workers);
     if (ctx_.cfg->relay_engine == "epoll") {

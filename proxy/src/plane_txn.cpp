@@ -155,7 +155,10 @@ void txn_plane_link::read_client() {
         // After Terminate the client is only watched for its close (which cancels work still
         // running for it); what it sends is dropped, as Postgres reads nothing more.
         if (!s_.tracker_.terminated()) {
-            s_.client_in_.append(std::span<const std::byte>(buf.data(), got));
+            if (!s_.client_in_.append(std::span<const std::byte>(buf.data(), got))) {
+                s_.refuse_client_memory();
+                return end(link_end::client_protocol_error);
+            }
             if (queued_) {
                 // Handled once a connection is handed over (take_over).
                 if (s_.client_in_.pending().size() >= queued_input_limit) {

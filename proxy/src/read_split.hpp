@@ -167,6 +167,8 @@ struct split_session {
     // first (statement_mux::hidden_query). `held_from`: the state before it.
     std::string held;
     router::session_routing_state held_from;
+    // `held` would pass its limit with the next statement: that one fails on the server.
+    bool held_overflow = false;
     // The message just routed set shardgate.role / consistency / min_lsn to a value it cannot
     // use: it is replaced by one that raises 22023 on the server (relay_txn.cpp).
     std::optional<router::setting_error> error;

@@ -242,6 +242,15 @@ awaitable<void> client_session::reject_client_stream(protocol::frame_error err) 
     spdlog::info("client {}@{}: {}, closing", user_name_, database_name_, pr::to_string(err));
     if (!server_at_boundary_ || !tracker_.server_idle()) co_return;  // would corrupt the stream
     const bool too_large = err == pr::frame_error::too_large;
+    if (client_memory_refused_) {
+        const std::string msg = "out of memory: shardgate holds max_client_memory (" +
+                                std::to_string(ctx_.client_memory->limit()) +
+                                " bytes) of partly received messages for all clients";
+        co_await send_error({pr::severity::fatal, "53200", msg,
+                             "Send smaller messages, or raise max_client_memory."});
+        co_await drain_client();
+        co_return;
+    }
     co_await send_error(
         {pr::severity::fatal,
          too_large ? pr::sqlstate::program_limit_exceeded : pr::sqlstate::protocol_violation,

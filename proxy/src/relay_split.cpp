@@ -52,6 +52,9 @@ const rt::classified_query& split_classify(std::string_view sql) {
 
 // Named prepared statements a client keeps at most (beyond: forgotten, classified again).
 constexpr std::size_t max_classified_statements = 4096;
+// Statements a transaction may hold before its server is chosen (a BEGIN and SET LOCAL
+// shardgate.* / SET TRANSACTION statements).
+constexpr std::size_t max_held_bytes = 64 * 1024;
 
 }  // namespace
 
@@ -175,6 +178,7 @@ bool client_session::split_route_start() {
     sp.no_fit_error = false;
     sp.replica_if_primary_down = false;
     sp.verify_lsn = 0;
+    sp.held_overflow = false;
     sp.txn_writes = false;
     sp.count_at_end = false;
     // The transaction's first statement: a Query, a Parse, or a Bind of a named statement.
@@ -221,8 +225,14 @@ bool client_session::split_route_start() {
     if (first_query != 0 && d.target == rt::route_target::defer && !d.error && q.size() == 1) {
         // A plain BEGIN on its own: answered here; the statement after it chooses.
         if (const auto tag = held_tag(q[0], q.shape(0)); !tag.empty()) {
-            split_hold(sql, tag, first_query);
-            return true;
+            if (sp.held.size() + first_query <= max_held_bytes) {
+                split_hold(sql, tag, first_query);
+                return true;
+            }
+            // Endless SET LOCAL shardgate.* after a BEGIN: what was held goes to the primary,
+            // and the server fails this statement (relay_txn.cpp), so the transaction fails
+            // as a Postgres transaction fails at an error.
+            sp.held_overflow = true;
         }
     }
     sp.routed_first = true;

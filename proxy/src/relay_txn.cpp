@@ -134,6 +134,12 @@ client_session::txn_step client_session::txn_client_messages() {
             else
                 dealloc.reset();
         }
+        if (split_ && split_->held_overflow && t == 'Q') {
+            refused_ = held_limit_refusal(body);
+            body = refused_;
+            effect = rt::session_effect::none;
+            split_->held_overflow = false;
+        }
         if (split_ && split_->error && (t == 'Q' || t == 'P')) {
             // A shardgate.* setting with a value it cannot route by: the server says so.
             refused_ = setting_refusal(t, body, *split_->error);
@@ -203,7 +209,8 @@ client_session::txn_step client_session::txn_client_messages() {
 
 bool client_session::txn_server_bytes(std::span<const std::byte> chunk) {
     const pr::frame_decoder dec(pr::postgres_max_message_length);
-    server_in_.append(chunk);
+    (void)server_in_.append(chunk);  // no budget: the server's messages are bounded by the
+                                     // frame decoder, and reading stops while the client is slow
     for (;;) {
         const auto f = dec.feed(server_in_.pending());
         if (f.status == pr::frame_status::error) {
@@ -268,7 +275,17 @@ bool client_session::txn_finished() const {
 
 awaitable<void> client_session::flush_client(error_code& ec) {
     // One writer at a time: whoever writes sends everything queued meanwhile, in order.
-    if (client_writing_) co_return;
+    if (client_writing_) {
+        // The other one is waiting for a slow client: past the limit, so does this one, as
+        // the data plane stops reading the server (a client that pipelines and does not read
+        // would otherwise make client_out_ grow without end).
+        while (client_writing_ && client_out_.size() >= client_out_limit) {
+            client_drained_.expires_at(asio::steady_timer::time_point::max());
+            error_code ignored;
+            co_await client_drained_.async_wait(ec_token(ignored));
+        }
+        co_return;
+    }
     client_writing_ = true;
     while (!client_out_.empty() && !ec) {
         std::swap(client_out_, client_sending_);
@@ -276,6 +293,7 @@ awaitable<void> client_session::flush_client(error_code& ec) {
         client_sending_.clear();
     }
     client_writing_ = false;
+    client_drained_.cancel();
 }
 
 awaitable<void> client_session::relay_transaction_mode() {
@@ -290,13 +308,24 @@ awaitable<void> client_session::relay_transaction_mode() {
     if (conn_) detach_server();
     error_code ec;
     for (;;) {
+        // A client that pipelines and does not read: what it is owed stays bounded. Its replies
+        // wait in the server (flush_client stops the server pump); what shardgate owes itself
+        // (a Close of a prepared statement, say) waits in the mux queue, so stop reading it.
+        while (mux_.owed() >= max_owed_replies && !pumps_stopping_ && server_pump_running_) {
+            client_drained_.expires_at(asio::steady_timer::time_point::max());
+            co_await client_drained_.async_wait(ec_token(ec));
+            ec = {};
+        }
         auto chunk = co_await client_.async_read_chunk(ec);
         if (ec || pumps_stopping_) {
             if (!pumps_stopping_) end_ = link_end::client_closed;
             break;
         }
         if (tracker_.terminated()) continue;  // only watched for its close now
-        client_in_.append(chunk);
+        if (!client_in_.append(chunk)) {
+            refuse_client_memory();
+            break;
+        }
         auto step = txn_client_messages();
         if (step == txn_step::need_server) {
             const bool attached = co_await attach_server();
@@ -309,6 +338,7 @@ awaitable<void> client_session::relay_transaction_mode() {
                            [self](const std::exception_ptr&) {
                                self->server_pump_running_ = false;
                                self->server_pump_done_.cancel();
+                               self->client_drained_.cancel();
                            });
             step = txn_client_messages();
         }

@@ -33,7 +33,9 @@ client_session::client_session(proxy_context& ctx, tcp::socket sock)
       client_(std::move(sock)),
       login_deadline_(client_.socket().get_executor()),
       server_pump_done_(client_.socket().get_executor()),
-      mux_(ctx.prepared, cfg_->max_prepared_statements) {
+      mux_(ctx.prepared, cfg_->max_prepared_statements),
+      client_in_(ctx.client_memory.get()),
+      client_drained_(client_.socket().get_executor()) {
     ctx_.clients.fetch_add(1, std::memory_order_relaxed);
 }
 

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "byte_queue.hpp"
 #include "context.hpp"
 #include "data_plane.hpp"
 #include "io.hpp"
@@ -22,36 +23,6 @@
 #include "statement_mux.hpp"
 
 namespace shardgate::proxy {
-
-// Bytes received but not handled yet (a partial message), consumed from the front.
-class byte_queue {
-  public:
-    void append(std::span<const std::byte> b) {
-        if (start_ > 0 && start_ >= buf_.size() / 2) {
-            buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(start_));
-            start_ = 0;
-        }
-        buf_.insert(buf_.end(), b.begin(), b.end());
-    }
-    [[nodiscard]] std::span<const std::byte> pending() const {
-        return std::span<const std::byte>(buf_).subspan(start_);
-    }
-    void consume(std::size_t n) {
-        start_ += n;
-        if (start_ == buf_.size()) clear();
-    }
-    void clear() {
-        buf_.clear();
-        start_ = 0;
-        // An idle client keeps no big buffer (one large message once is enough).
-        if (buf_.capacity() > 64 * 1024) buf_.shrink_to_fit();
-    }
-    [[nodiscard]] bool empty() const { return start_ == buf_.size(); }
-
-  private:
-    std::vector<std::byte> buf_;
-    std::size_t start_ = 0;
-};
 
 // Session phases, in order; exactly one function (set_phase) changes it.
 enum class session_phase : std::uint8_t {
@@ -183,6 +154,15 @@ class client_session : public std::enable_shared_from_this<client_session> {
     awaitable<void> report_server_lost();
     awaitable<void> drain_client();
     awaitable<void> reject_client_stream(protocol::frame_error err);
+    // max_client_memory is used up: the client's message cannot be held (FATAL 53200 when
+    // the session ends, as reject_client_stream sends).
+    void refuse_client_memory() {
+        client_in_.clear();  // what it held goes back to the budget at once
+        end_ = link_end::client_protocol_error;
+        client_error_ = protocol::frame_error::too_large;
+        client_memory_refused_ = true;
+    }
+    bool client_memory_refused_ = false;
     awaitable<void> send_admin_shutdown();
     // SIGINT: this session leaves now if no transaction is in flight (else when it ends).
     void close_if_idle();
@@ -238,6 +218,11 @@ class client_session : public std::enable_shared_from_this<client_session> {
     protocol::write_buffer client_out_;      // for the client, queued while another writes
     protocol::write_buffer client_sending_;  // being written
     bool client_writing_ = false;
+    // The Asio transaction loop stops reading the server while this much waits for the client.
+    static constexpr std::size_t client_out_limit = 256 * 1024;
+    // ... and stops reading the client while this many replies are owed to it.
+    static constexpr std::size_t max_owed_replies = 16 * 1024;
+    asio::steady_timer client_drained_;  // cancelled when a flush_client ends
     // In the data plane the client socket belongs to the plane: errors are queued in
     // client_out_ for it to send (flush_out, send_error).
     bool queue_client_output_ = false;

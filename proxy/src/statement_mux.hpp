@@ -110,6 +110,8 @@ class statement_mux {
 
     // No reply is expected from the server or owed by shardgate.
     [[nodiscard]] bool settled() const { return head_ == expected_.size(); }
+    // Replies expected or owed, in order.
+    [[nodiscard]] std::size_t owed() const { return expected_.size() - head_; }
     // Asks the CPU to load the front of the queue (data_plane's prefetching).
     void prefetch() const noexcept { __builtin_prefetch(expected_.data() + head_); }
     // The client uses named statements (they never pin it any more).

@@ -122,6 +122,14 @@ std::vector<std::byte> setting_refusal(char type, std::span<const std::byte> bod
                    hint);
 }
 
+std::vector<std::byte> held_limit_refusal(std::span<const std::byte> body) {
+    return raising('Q', body, "54000",
+                   "shardgate: more than 64 kB of statements before the transaction's first "
+                   "query",
+                   "A transaction's BEGIN, SET TRANSACTION and SET LOCAL shardgate.* statements "
+                   "wait for the statement that chooses its server; send that one sooner.");
+}
+
 bool mentions_all(std::span<const std::byte> body) {
     const std::string q = ascii_lower(cstring(body).first);
     return q.find("discard all") != std::string::npos ||

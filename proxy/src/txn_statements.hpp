@@ -38,6 +38,10 @@ std::vector<std::byte> refusal(char type, std::span<const std::byte> body,
 std::vector<std::byte> setting_refusal(char type, std::span<const std::byte> body,
                                        const router::setting_error& e);
 
+// A Query body whose statement makes the server raise 54000: too many statements held before
+// the transaction's server was chosen (read/write splitting's held BEGIN).
+std::vector<std::byte> held_limit_refusal(std::span<const std::byte> body);
+
 // DISCARD ALL / DEALLOCATE ALL (a Query body mentioning ALL, after its effect was found).
 bool mentions_all(std::span<const std::byte> body);
 
