@@ -90,6 +90,9 @@ enum class link_end : std::uint8_t {
 };
 std::string_view to_string(link_end e);
 
+// What a transaction-mode link in a data plane asks of its session's worker (plane_txn.cpp).
+enum class plane_request : std::uint8_t { none, acquire, ended };
+
 // One session's two sockets while they are in the data plane. Touched only by the data-plane
 // thread between adopt() and on_end; the session reads the results after on_end.
 struct relay_link {

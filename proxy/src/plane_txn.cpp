@@ -97,11 +97,12 @@ const plane_server* txn_plane_link::parked_candidate() const {
     return plane_.servers().next_parked(s_.pool_->pool.get());
 }
 
-void txn_plane_link::wake_session() {
-    // The session's coroutine runs on its own worker; the request is read there.
+void txn_plane_link::wake_session(plane_request req) {
+    // The session's coroutine runs on its own worker; the request is set and read there.
     // The client socket object stays with the session (its fd is ours): its executor is the
     // session's, and reading it is safe from any thread.
-    asio::post(s_.client_.socket().get_executor(), [s = session_] {
+    asio::post(s_.client_.socket().get_executor(), [s = session_, req] {
+        s->plane_request_ = req;
         s->plane_wake_ = true;
         s->server_pump_done_.cancel();
     });
@@ -223,8 +224,7 @@ void txn_plane_link::start_acquire(std::chrono::steady_clock::time_point since) 
     queued_ = false;
     refresh_interest();
     acquire_since_ = since;
-    s_.plane_request_ = client_session::plane_request::acquire;
-    wake_session();
+    wake_session(plane_request::acquire);
 }
 
 void txn_plane_link::take_over(std::shared_ptr<plane_server> srv) {
@@ -240,22 +240,20 @@ void txn_plane_link::take_over(std::shared_ptr<plane_server> srv) {
 void txn_plane_link::acquired(pool::server_pool* pool, bool ok, tcp proto, int fd) {
     acquiring_ = false;
     plane_.servers().asked(pool);
+    if (ended_) {
+        // The link ended meanwhile: the session takes its connection back as it is (its socket
+        // was never registered here; plane_server_fd_ still names it).
+        if (hand_back_after_acquire_) {
+            hand_back_after_acquire_ = false;
+            hand_back();
+        }
+        return;
+    }
     if (ok && fd >= 0) {
         server_ =
             std::make_shared<plane_server>(plane_, s_.conn_pool().shared_from_this(), proto, fd);
         server_->user = this;
         s_.plane_server_fd_ = -1;
-    }
-    if (ended_) {
-        // The plane stopped meanwhile: the session takes its connection back as it is.
-        if (server_) {
-            s_.plane_server_fd_ = server_->reg.fd;
-            s_.plane_server_proto_ = server_->protocol;
-            server_->gone = true;
-            plane_.keep_until_batch_end(server_);
-            server_.reset();
-        }
-        return;
     }
     if (!ok) {
         // The errors the client is owed are in client_out_.
@@ -393,8 +391,19 @@ bool txn_plane_link::after_server_data() {
 void txn_plane_link::end(link_end why) {
     if (ended_) return;
     ended_ = true;
-    s_.end_ = why;
+    end_why_ = why;
     plane_.watch(client_, &client_handler_, 0);
+    plane_.remove_resident(this);
+    if (acquiring_ && !queued_) {
+        // The worker is in attach_server, using the session: acquired() hands back.
+        hand_back_after_acquire_ = true;
+        return;
+    }
+    hand_back();
+}
+
+void txn_plane_link::hand_back() {
+    s_.end_ = end_why_;
     if (server_) {
         // The session settles the connection on its worker (finish_relay).
         plane_.watch(server_->reg, server_.get(), 0);
@@ -405,9 +414,7 @@ void txn_plane_link::end(link_end why) {
         server_.reset();
     }
     s_.plane_leftover_ = std::move(client_pending_);
-    s_.plane_request_ = client_session::plane_request::ended;
-    plane_.remove_resident(this);
-    wake_session();
+    wake_session(plane_request::ended);
 }
 
 void txn_plane_link::plane_stopping() {

@@ -168,7 +168,11 @@ class txn_plane_link final : public plane_resident,
     bool after_server_data();  // true: detached or ended
     void refresh_interest();
     void end(link_end why);
-    void wake_session();
+    // Tells the session's worker the link ended; its sockets are the worker's from then on.
+    void hand_back();
+    // The hand-off to the session's worker: `req` is set on the worker's thread, by the posted
+    // handler, so the plane never writes the session's request fields while the worker runs.
+    void wake_session(plane_request req);
 
     std::shared_ptr<client_session> session_;
     client_session& s_;
@@ -182,6 +186,11 @@ class txn_plane_link final : public plane_resident,
     bool acquiring_ = false;  // waiting for a connection (queued here, or asking the pool)
     bool queued_ = false;     // ... queued here (not asking the pool)
     bool ended_ = false;
+    // The link ended while the session's worker was getting it a connection: the worker hears
+    // of it only once acquired() has run (and taken or handed back the server socket), so that
+    // the two threads never own the same socket or session fields at once.
+    bool hand_back_after_acquire_ = false;
+    link_end end_why_ = link_end::client_closed;
     bool end_after_flush_ = false;  // a FATAL error is queued: close once it is out
 };
 

@@ -3,6 +3,8 @@
 
 #include <random>
 
+#include "shardgate/pool/replica_health.hpp"
+
 namespace shardgate::proxy {
 
 parse_cache_totals& parse_cache() {
@@ -117,6 +119,85 @@ std::uint64_t split_database::replayed(const pool::database_health* snap,
         return 0;
     }
     return std::max(st.replay_lsn, replayed_[replica].load(std::memory_order_relaxed));
+}
+
+struct split_database::lsn_waiter {
+    explicit lsn_waiter(const asio::any_io_executor& e) : ex(e), timer(e) {}
+    asio::any_io_executor ex;
+    asio::steady_timer timer;  // touched on `ex` only
+    std::chrono::steady_clock::time_point since;
+    std::optional<std::uint64_t> lsn;
+    bool done = false;
+};
+
+awaitable<std::optional<std::uint64_t>> split_database::async_primary_lsn(
+    std::chrono::steady_clock::time_point since, std::shared_ptr<pool::server_pool> pool,
+    std::chrono::milliseconds timeout) {
+    auto ex = co_await asio::this_coro::executor;
+    auto w = std::make_shared<lsn_waiter>(ex);
+    w->since = since;
+    bool start = false;
+    {
+        std::lock_guard lock(lsn_mu_);
+        if (lsn_last_ && lsn_last_sent_ >= since) co_return lsn_last_;
+        lsn_waiters_.push_back(w);
+        start = !std::exchange(lsn_fetching_, true);
+    }
+    if (start)
+        asio::co_spawn(ex, shared_from_this()->fetch_primary_lsns(std::move(pool), timeout),
+                       asio::detached);
+    while (!w->done) {
+        w->timer.expires_at(asio::steady_timer::time_point::max());
+        error_code ec;
+        co_await w->timer.async_wait(ec_token(ec));
+    }
+    co_return w->lsn;
+}
+
+awaitable<void> split_database::fetch_primary_lsns(std::shared_ptr<pool::server_pool> pool,
+                                                   std::chrono::milliseconds timeout) {
+    auto self = shared_from_this();
+    auto ex = co_await asio::this_coro::executor;
+    const std::vector<std::pair<std::string, std::string>> no_params;  // a named local: GCC 12
+    for (;;) {
+        const auto sent = std::chrono::steady_clock::now();
+        std::optional<std::uint64_t> lsn;
+        auto res = co_await pool->checkout(ex, no_params);
+        if (res.ok()) {
+            const auto r = co_await pool::async_exec(
+                *res.conn, "SELECT pg_catalog.pg_current_wal_insert_lsn()::text", timeout);
+            if (r.ok && r.error.empty() && r.first_value) lsn = pool::parse_lsn(*r.first_value);
+            pool::give_back(std::move(res.conn), r.ok && r.txn_status == 'I'
+                                                     ? pool::conn_state::clean
+                                                     : pool::conn_state::poisoned);
+        }
+        std::vector<std::shared_ptr<lsn_waiter>> ready;
+        bool more = false;
+        {
+            std::lock_guard lock(lsn_mu_);
+            if (lsn) {
+                lsn_last_ = lsn;
+                lsn_last_sent_ = sent;
+            }
+            // Served: every read that arrived before this query was sent (the others need a
+            // later one). A failed query serves them all: they read from the primary.
+            std::erase_if(lsn_waiters_, [&](const auto& w) {
+                if (lsn && w->since > sent) return false;
+                ready.push_back(w);
+                return true;
+            });
+            more = !lsn_waiters_.empty();
+            lsn_fetching_ = more;
+        }
+        for (auto& w : ready) {
+            asio::post(w->ex, [w, lsn] {
+                w->lsn = lsn;
+                w->done = true;
+                w->timer.cancel();
+            });
+        }
+        if (!more) co_return;
+    }
 }
 
 std::optional<split_database::choice> split_database::choose(

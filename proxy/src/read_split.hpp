@@ -17,6 +17,7 @@
 
 #include "cancel_registry.hpp"
 #include "config.hpp"
+#include "io.hpp"
 #include "shardgate/pool/replica_monitor.hpp"
 #include "shardgate/pool/server_pool.hpp"
 #include "shardgate/router/route.hpp"
@@ -33,7 +34,7 @@ struct route_counters {
 };
 
 // One database with replicas and read_write_split: shared by its pools (one per user).
-class split_database {
+class split_database : public std::enable_shared_from_this<split_database> {
   public:
     split_database(const database_config& db, std::shared_ptr<const pool::health_feed> feed);
 
@@ -98,6 +99,13 @@ class split_database {
     // lags, or applies with a delay, would make each of them wait for nothing).
     void note_slow(std::size_t replica);
 
+    // Global consistency: the primary's insert LSN, read by a query sent at or after `since`
+    // on a connection of `pool` (one query in flight per database; the reads waiting at once
+    // share it). nullopt: the primary did not answer.
+    awaitable<std::optional<std::uint64_t>> async_primary_lsn(
+        std::chrono::steady_clock::time_point since, std::shared_ptr<pool::server_pool> pool,
+        std::chrono::milliseconds timeout);
+
     route_counters& counters(std::optional<std::size_t> replica) {
         return replica ? replica_counters_[*replica] : primary_counters_;
     }
@@ -120,6 +128,15 @@ class split_database {
     std::atomic<std::chrono::steady_clock::rep> unknown_ack_at_{0};              // 0: none
     std::unique_ptr<std::atomic<std::uint64_t>[]> replayed_;                     // per replica
     std::unique_ptr<std::atomic<std::chrono::steady_clock::rep>[]> slow_until_;  // per replica
+
+    struct lsn_waiter;
+    awaitable<void> fetch_primary_lsns(std::shared_ptr<pool::server_pool> pool,
+                                       std::chrono::milliseconds timeout);
+    std::mutex lsn_mu_;
+    bool lsn_fetching_ = false;
+    std::optional<std::uint64_t> lsn_last_;
+    std::chrono::steady_clock::time_point lsn_last_sent_{};
+    std::vector<std::shared_ptr<lsn_waiter>> lsn_waiters_;
 };
 
 // The workers' classifiers (one per thread) report here every so often (SHOW PARSE_CACHE).
@@ -162,6 +179,10 @@ struct split_session {
     // The transaction's replica must have replayed this before the read runs there (asked at
     // attach time); 0: nothing to check.
     std::uint64_t verify_lsn = 0;
+    // Global consistency: a read on a replica that must also see what other proxies
+    // acknowledged: the primary's position is read at attach time, then the replica checked.
+    bool global_read = false;
+    std::chrono::steady_clock::time_point read_at{};
     // A plain BEGIN (and SET TRANSACTION, SET LOCAL shardgate.*) at a transaction's start,
     // answered by shardgate and held until a later statement chooses the server: sent there
     // first (statement_mux::hidden_query). `held_from`: the state before it.

@@ -178,6 +178,7 @@ bool client_session::split_route_start() {
     sp.no_fit_error = false;
     sp.replica_if_primary_down = false;
     sp.verify_lsn = 0;
+    sp.global_read = false;
     sp.held_overflow = false;
     sp.txn_writes = false;
     sp.count_at_end = false;
@@ -258,6 +259,11 @@ bool client_session::split_route_start() {
     if (choice && !choice->primary) {
         sp.replica = choice->replica;
         if (choice->verify) sp.verify_lsn = d.min_lsn;
+        if (sp.state.consistency() == rt::consistency_mode::global) {
+            // What other proxies acknowledged is learnt from the primary at attach time.
+            sp.global_read = true;
+            sp.read_at = std::chrono::steady_clock::now();
+        }
         db.counters(choice->replica).reads.fetch_add(1, std::memory_order_relaxed);
         return false;
     }

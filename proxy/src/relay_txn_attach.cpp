@@ -48,6 +48,7 @@ awaitable<pool::checkout_result> client_session::checkout_for_transaction(
 
 awaitable<bool> client_session::attach_server(
     std::optional<std::chrono::steady_clock::time_point> since) {
+    if (split_ && split_->replica && split_->global_read) co_await learn_global_lsn();
     for (;;) {
         auto res = co_await checkout_for_transaction(since);
         if (!res.ok()) co_return co_await fail_attach(res);
@@ -77,6 +78,26 @@ awaitable<bool> client_session::attach_server(
     }
     on_server_attached();
     co_return true;
+}
+
+awaitable<void> client_session::learn_global_lsn() {
+    // Global consistency: commits other proxies acknowledged before this read arrived are at
+    // or before the primary's insert position read after it arrived.
+    auto& sp = *split_;
+    auto& db = *pool_->split;
+    const auto lsn =
+        co_await db.async_primary_lsn(sp.read_at, pool_->pool, cfg_->server_connect_timeout);
+    sp.global_read = false;
+    if (!lsn) {
+        // The primary did not answer: the read goes there (and fails or waits as a write would).
+        db.counters(sp.replica).reads.fetch_sub(1, std::memory_order_relaxed);
+        db.counters(std::nullopt).reads_for_consistency.fetch_add(1, std::memory_order_relaxed);
+        sp.replica.reset();
+        sp.verify_lsn = 0;
+        co_return;
+    }
+    const auto* snap = db.health(sp.health);
+    if (db.replayed(snap, *sp.replica) < *lsn) sp.verify_lsn = std::max(sp.verify_lsn, *lsn);
 }
 
 awaitable<bool> client_session::replica_caught_up(std::uint64_t lsn) {

@@ -142,6 +142,9 @@ class client_session : public std::enable_shared_from_this<client_session> {
     // The attached replica has replayed `lsn`, asked now (and again within
     // consistency_wait_ms). False: it has not (conn_ kept), or it failed (conn_ given back).
     awaitable<bool> replica_caught_up(std::uint64_t lsn);
+    // Global consistency: the primary's position now, which the transaction's replica must
+    // have replayed (split_session::verify_lsn); the primary serves the read if it is unknown.
+    awaitable<void> learn_global_lsn();
     // No connection could be had: the client gets an error for each reply it is owed.
     awaitable<bool> fail_attach(const pool::checkout_result& res);
     void on_server_attached();
@@ -227,7 +230,6 @@ class client_session : public std::enable_shared_from_this<client_session> {
     // client_out_ for it to send (flush_out, send_error).
     bool queue_client_output_ = false;
     // The plane's requests to this session's coroutine (plane_txn.cpp), on its executor.
-    enum class plane_request : std::uint8_t { none, acquire, ended };
     plane_request plane_request_ = plane_request::none;
     bool plane_wake_ = false;  // a request is waiting (set on this session's executor)
     // A server socket released to the plane while this session holds its connection.
@@ -248,9 +250,8 @@ class client_session : public std::enable_shared_from_this<client_session> {
     // session key, or (a replica must be asked whether it replayed enough first, which the
     // worker does at attach time) nothing.
     std::string_view plane_session_key() {
-        if (split_ && split_->verify_lsn != 0)
-            return "\x03"
-                   "verify";
+        static constexpr std::string_view never = "\x03verify";  // no applied_key is this
+        if (split_ && (split_->verify_lsn != 0 || split_->global_read)) return never;
         return current_session_key();
     }
     std::string session_key_cache_;

@@ -8,6 +8,7 @@
 
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "split_cluster.hpp"
@@ -32,10 +33,11 @@ struct outcome {
     std::string first_miss;
 };
 
-// `rounds` rounds of "A commits, B reads it at once", the kinds of write and read in turn.
-outcome write_then_read(cluster& c, int rounds) {
-    auto a = c.connect();
-    auto b = c.connect();
+// `rounds` rounds of "A commits, B reads it at once", the kinds of write and read in turn; A
+// and B through shardgates on `port_a` and `port_b`.
+outcome write_then_read(int port_a, int port_b, int rounds, const std::string& tag = "made") {
+    auto a = cluster::connect_to(port_a);
+    auto b = cluster::connect_to(port_b);
     REQUIRE(PQstatus(a.get()) == CONNECTION_OK);
     REQUIRE(PQstatus(b.get()) == CONNECTION_OK);
     outcome o;
@@ -60,7 +62,7 @@ outcome write_then_read(cluster& c, int rounds) {
                 REQUIRE(ok(a.get(), "COMMIT"));
                 break;
             default: {  // DDL: B reads the new table
-                const std::string t = "made_" + std::to_string(i);
+                const std::string t = tag + "_" + std::to_string(i);
                 REQUIRE(ok(a.get(),
                            "CREATE TABLE " + t + " (a int); GRANT SELECT ON " + t + " TO PUBLIC"));
                 const auto got = value(b.get(), "SELECT count(*) FROM " + t);
@@ -87,7 +89,7 @@ TEST_CASE("instance consistency: 1,000 rounds of A commits, B reads at once: no 
     cluster c;
     c.start("");  // instance is the default
     const auto before = c.routed_reads();
-    const auto o = write_then_read(c, 1000);
+    const auto o = write_then_read(c.sg->port(), c.sg->port(), 1000);
     const auto after = c.routed_reads();
     const auto for_consistency = c.routed_reads("reads_for_consistency");
     MESSAGE("instance: " << o.misses << " misses; B's reads on replicas " << after[1] - before[1]
@@ -100,7 +102,7 @@ TEST_CASE("instance consistency: 1,000 rounds of A commits, B reads at once: no 
 TEST_CASE("session consistency: B, which wrote nothing, misses A's commits") {
     cluster c;
     c.start("consistency = \"session\"\n");
-    const auto o = write_then_read(c, 1000);
+    const auto o = write_then_read(c.sg->port(), c.sg->port(), 1000);
     MESSAGE("session: " << o.misses << " misses in 1000 rounds; first: " << o.first_miss);
     CHECK(o.misses > 0);
 }
@@ -111,7 +113,7 @@ TEST_CASE("instance consistency with synchronous commits: no miss, and replicas 
     cluster c(pg_topology::builder().replicas(2).extra_conf("synchronous_commit = on"));
     c.start("");
     const auto before = c.routed_reads();
-    const auto o = write_then_read(c, 1000);
+    const auto o = write_then_read(c.sg->port(), c.sg->port(), 1000);
     const auto after = c.routed_reads();
     const long long on_replicas = (after[1] - before[1]) + (after[2] - before[2]);
     MESSAGE("instance, synchronous commits: " << o.misses << " misses; " << on_replicas
@@ -119,6 +121,36 @@ TEST_CASE("instance consistency with synchronous commits: no miss, and replicas 
     INFO(o.first_miss);
     CHECK(o.misses == 0);
     CHECK(on_replicas > 0);
+}
+
+TEST_CASE("global consistency: A commits through one shardgate, B reads through another") {
+    cluster c;
+    for (const std::string mode : {"global", "instance"}) {
+        CAPTURE(mode);
+        c.start("consistency = \"" + mode + "\"\n");
+        shardgate_process other(
+            shardgate_options{.config_toml = c.toml("consistency = \"" + mode + "\"\n")});
+        // The other one's monitor has seen both replicas fit.
+        const auto until = clock_type::now() + 10s;
+        while (clock_type::now() < until) {
+            auto admin = cluster::connect_to(other.port(), "", "shardgate");
+            PGresult* r = PQexec(admin.get(), "SHOW REPLICAS");
+            int fit = 0;
+            for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); ++i)
+                fit += std::string(PQgetvalue(r, i, PQfnumber(r, "state"))) == "fit" ? 1 : 0;
+            PQclear(r);
+            if (fit == 2) break;
+            std::this_thread::sleep_for(20ms);
+        }
+        const auto o = write_then_read(c.sg->port(), other.port(), 500, mode);
+        MESSAGE(mode << " across two shardgates: " << o.misses << " misses in 500 rounds");
+        if (mode == "global") {
+            INFO(o.first_miss);
+            CHECK(o.misses == 0);
+        } else {
+            CHECK(o.misses > 0);  // instance covers only what this process acknowledged
+        }
+    }
 }
 
 TEST_CASE("VACUUM ANALYZE is a write: the EXPLAIN after it sees the new statistics") {

@@ -51,6 +51,14 @@ struct cluster {
     void start(const std::string& db_extra, const std::string& main_extra = "",
                int check_timeout_ms = 300) {
         sg.reset();
+        sg = std::make_unique<shardgate_process>(
+            shardgate_options{.config_toml = toml(db_extra, main_extra, check_timeout_ms)});
+        // Until the monitor has checked every replica once, reads go to the primary.
+        wait_for_states({"fit", "fit"}, 10s);
+    }
+    // The configuration start() uses (another shardgate in front of the same servers).
+    std::string toml(const std::string& db_extra, const std::string& main_extra = "",
+                     int check_timeout_ms = 300) {
         std::string toml =
             "[shardgate]\nlisten_port = @PORT@\nworkers = 2\nadmin_users = [\"alice\"]\n"
             "replica_check_interval_ms = 100\nreplica_check_timeout_ms = " +
@@ -65,12 +73,14 @@ struct cluster {
                 std::to_string(replica(0).port()) + ", weight = 1 }, { host = \"127.0.0.1\", " +
                 "port = " + std::to_string(replica(1).port()) + ", weight = 3 }]\n" + db_extra +
                 "[users.alice]\npassword = \"secret\"\n";
-        sg = std::make_unique<shardgate_process>(shardgate_options{.config_toml = toml});
-        // Until the monitor has checked every replica once, reads go to the primary.
-        wait_for_states({"fit", "fit"}, 10s);
+        return toml;
     }
     conn_ptr connect(const std::string& extra = "", const std::string& db = "app") const {
-        const std::string info = "host=127.0.0.1 port=" + std::to_string(sg->port()) +
+        return connect_to(sg->port(), extra, db);
+    }
+    static conn_ptr connect_to(int port, const std::string& extra = "",
+                               const std::string& db = "app") {
+        const std::string info = "host=127.0.0.1 port=" + std::to_string(port) +
                                  " user=alice password=secret dbname=" + db +
                                  " sslmode=disable connect_timeout=10 " + extra;
         return {PQconnectdb(info.c_str()), PQfinish};
