@@ -379,11 +379,12 @@ void server_pool::release(std::unique_ptr<server_conn> c, conn_state how) {
     if (steady::now() >= c->expires || !c->stream.is_open())
         return discard(std::move(c));  // no point in cleaning it first
     auto ex = c->stream.socket().get_executor();
-    asio::co_spawn(ex, reset_then_checkin(std::move(c)), asio::detached);
+    asio::co_spawn(ex, reset_then_checkin(shared_from_this(), std::move(c)), asio::detached);
 }
 
-awaitable<void> server_pool::reset_then_checkin(std::unique_ptr<server_conn> c) {
-    auto self = shared_from_this();  // the pool outlives the reset
+awaitable<void> server_pool::reset_then_checkin([[maybe_unused]] std::shared_ptr<server_pool> self,
+                                                std::unique_ptr<server_conn> c) {
+    // `self`: the pool outlives the reset (the caller's reference may be gone already).
     std::string reset_query;
     std::chrono::milliseconds timeout{};
     {

@@ -38,8 +38,11 @@ class proxy_server {
     std::string reload();
 
     proxy_context ctx_;
-    asio::io_context main_io_{1};
+    // Before main_io_, so destroyed after it: an accept still pending on main_io_ holds a
+    // socket of a worker's io_context, which must outlive it (AddressSanitizer found the
+    // use-after-free at exit).
     std::vector<std::unique_ptr<asio::io_context>> worker_io_;
+    asio::io_context main_io_{1};
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
     std::vector<std::thread> threads_;
     tcp::acceptor acceptor_{main_io_};

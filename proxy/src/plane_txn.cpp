@@ -185,14 +185,16 @@ bool txn_plane_link::process_client() {
         }
         if (step == client_session::txn_step::need_server) {
             if (attach_parked()) continue;
+            // What the messages before it produced goes out first: once the session's worker
+            // has the request it may write client_out_ itself (fail_attach).
+            if (!send_to_client()) return false;
             acquiring_ = true;
             queued_ = true;
             acquire_since_ = plane_.now();
             // Asks the pool now (start_acquire) or waits in the plane's queue (take_over).
             plane_.servers().need(shared_from_this(), &s_.conn_pool());
             refresh_interest();
-            // What the messages before it produced still goes out.
-            return !ended_ && send_to_client();
+            return !ended_;
         }
         break;
     }

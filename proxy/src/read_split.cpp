@@ -85,7 +85,7 @@ split_database::frontier split_database::instance_frontier(const pool::database_
     if (unknown != 0) {
         // The monitor's primary sample, as of when its check was sent, covers every commit
         // acknowledged before then.
-        if (snap == nullptr || !snap->health.primary_known ||
+        if (snap == nullptr || !snap->health.primary_known || !snap->health.primary_reachable ||
             snap->health.primary_checked.time_since_epoch().count() < unknown)
             return {acked_lsn_.load(std::memory_order_acquire), true};
         note_acked(snap->health.primary_lsn);

@@ -176,6 +176,11 @@ struct split_session {
     // arrives with the commit's acknowledgement, and covers every write sent before it.
     std::uint32_t lsn_tails_sent = 0;
     std::uint32_t lsn_tails_answered = 0;
+    // Messages routed while a write's LSN was pending, and their count when the last tail was
+    // sent: a tail answered with more of them since does not settle the pending write.
+    std::uint64_t write_seq = 0;
+    std::uint64_t last_tail_seq = 0;
+    bool copy_in_batch = false;  // a Parse of COPY ... FROM STDIN since the last Sync
     // The transaction's replica must have replayed this before the read runs there (asked at
     // attach time); 0: nothing to check.
     std::uint64_t verify_lsn = 0;

@@ -9,6 +9,7 @@
 #include "shardgate/protocol/frame.hpp"
 #include "shardgate/router/classify.hpp"
 #include "text.hpp"
+#include "txn_statements.hpp"
 
 namespace shardgate::proxy {
 namespace pr = shardgate::protocol;
@@ -302,32 +303,53 @@ void client_session::split_statement(char type, std::span<const std::byte> body)
     }
 }
 
-bool client_session::wants_lsn_tail(char type, std::span<const std::byte> body) const {
+void client_session::split_count_write(char type, std::span<const std::byte> body) {
+    auto& sp = *split_;
+    if (type == 'P' && mentions_stdin(cstring(cstring(body).second).first))
+        sp.copy_in_batch = true;  // an extended-protocol COPY FROM STDIN before the next Sync
+    // Any message routed while a committed write's LSN is unknown may hold another write: a
+    // tail answered before it does not cover it (see split_tail_lsn).
+    if (sp.state.write_lsn_pending && (type == 'Q' || type == 'P' || type == 'B' || type == 'E'))
+        ++sp.write_seq;
+}
+
+void client_session::split_sent_lsn_tail() {
+    auto& sp = *split_;
+    ++sp.lsn_tails_sent;
+    sp.last_tail_seq = sp.write_seq;
+}
+
+bool client_session::wants_lsn_tail(char type, std::span<const std::byte> body) {
     if (type != 'Q' && type != 'S') return false;
-    const auto& sp = *split_;
-    if (sp.replica || !sp.state.write_lsn_pending) return false;
-    if (type == 'Q') {
-        // COPY ... FROM STDIN: the server takes nothing but copy data until it ends, so no
-        // Query may follow it (its acknowledgement is then an unknown one: split_ready).
-        const auto sql = cstring(body).first;
-        for (std::size_t at = sql.find_first_of("sS"); at != std::string_view::npos;
-             at = sql.find_first_of("sS", at + 1)) {
-            if (at + 5 <= sql.size() && ascii_lower(sql.substr(at, 5)) == "stdin") return false;
-        }
-    }
-    return true;
+    auto& sp = *split_;
+    // COPY ... FROM STDIN: the server takes nothing but copy data until it ends (and ignores a
+    // Sync meanwhile), so no Query may follow it; its acknowledgement is an unknown one.
+    const bool copy_in = type == 'Q' ? mentions_stdin(cstring(body).first) : sp.copy_in_batch;
+    if (type == 'S') sp.copy_in_batch = false;
+    if (copy_in || sp.replica || !sp.state.write_lsn_pending) return false;
+    // Inside a transaction block the tail's query would take the transaction's snapshot (SET
+    // TRANSACTION must come first): its COMMIT gets the tail.
+    return sp.state.txn == rt::txn_status::idle;
 }
 
 void client_session::split_tail_lsn(std::string_view value) {
     auto& sp = *split_;
     ++sp.lsn_tails_answered;
+    const bool last =
+        sp.lsn_tails_answered == sp.lsn_tails_sent && sp.write_seq == sp.last_tail_seq;
     const auto lsn = pool::parse_lsn(value);
-    if (!lsn) return;  // the tail failed (an aborted transaction): nothing was committed then
+    if (!lsn) {
+        // The tail failed (the transaction aborted after a COMMIT in the same message, say):
+        // a commit may have been acknowledged without its LSN.
+        if (last && sp.state.write_lsn_pending)
+            pool_->split->note_unknown_ack(std::chrono::steady_clock::now());
+        return;
+    }
     // Every write sent before this tail is at or before `lsn`: instance consistency's frontier
     // moves before the client (or any other) can hear of the commit.
     pool_->split->note_acked(*lsn);
     sp.state.last_write_lsn = std::max(sp.state.last_write_lsn, *lsn);
-    if (sp.lsn_tails_answered == sp.lsn_tails_sent && sp.state.write_lsn_pending) {
+    if (last && sp.state.write_lsn_pending) {
         rt::note_commit_lsn(sp.state, *lsn);
         sp.commit_at.reset();
         sp.report_lsn = true;
@@ -338,12 +360,14 @@ void client_session::split_ready(char status) {
     auto& sp = *split_;
     rt::note_ready_for_query(sp.state, status,
                              sp.replica ? rt::server_role::replica : rt::server_role::primary);
-    if (status == 'I' && sp.state.write_lsn_pending && !sp.commit_at)
-        sp.commit_at = std::chrono::steady_clock::now();
-    if (status == 'I' && sp.state.write_lsn_pending && sp.lsn_tails_answered == sp.lsn_tails_sent) {
-        // A commit acknowledged with no LSN learnt (COPY FROM STDIN, a function call): reads in
-        // instance consistency go to the primary until the monitor has sampled it after this.
-        pool_->split->note_unknown_ack(*sp.commit_at);
+    if (status == 'I' && sp.state.write_lsn_pending)
+        sp.commit_at = std::chrono::steady_clock::now();  // the latest acknowledged commit's
+    if ((status == 'I' || status == 'T') && sp.state.write_lsn_pending &&
+        sp.lsn_tails_answered == sp.lsn_tails_sent) {
+        // A commit acknowledged with no LSN learnt (COPY FROM STDIN, a function call, COMMIT
+        // then BEGIN in one message): reads in instance consistency go to the primary until
+        // the monitor has sampled it after this.
+        pool_->split->note_unknown_ack(std::chrono::steady_clock::now());
     }
     if (status == 'I' && sp.count_at_end) {
         sp.count_at_end = false;

@@ -10,6 +10,7 @@
 #include "session.hpp"
 #include "shardgate/pool/replica_health.hpp"
 #include "shardgate/protocol/backend.hpp"
+#include "shardgate/protocol/frontend.hpp"
 #include "shardgate/protocol/scanner.hpp"
 #include "shardgate/protocol/sqlstate.hpp"
 #include "shardgate/router/session_effects.hpp"
@@ -84,7 +85,10 @@ client_session::txn_step client_session::txn_client_messages() {
         if (f.status != pr::frame_status::ok) break;
         const char t = f.msg.type;
         tracker_.on_client(t);
-        if (split_) split_statement(t, f.msg.body);
+        if (split_) {
+            split_statement(t, f.msg.body);
+            split_count_write(t, f.msg.body);
+        }
         if (t == 'X') {
             client_in_.clear();  // Postgres reads nothing after Terminate
             break;
@@ -175,17 +179,19 @@ client_session::txn_step client_session::txn_client_messages() {
                    ((body.data() == f.msg.body.data() &&
                      (effect == rt::session_effect::set || effect == rt::session_effect::discard ||
                       !pending_settings_.empty()) &&
+                     !mentions_stdin(cstring(body).first) &&
                      reset_tail(cstring(body).first, tail)) ||
                     lsn_tail)) {
             // The primary's insert LSN comes first in the tail's row (read in txn_server_bytes).
             if (lsn_tail) {
                 tail = std::string(lsn_tail_sql) +
                        (tail.empty() ? std::string() : ", " + tail.substr(sizeof("SELECT")));
-                ++split_->lsn_tails_sent;
+                split_sent_lsn_tail();
             }
-            mux_.client_query_with_tail(body, tail, conn_->params, to_server_, client_out_);
+            mux_.client_query_with_tail(body, tail, conn_->params, to_server_, client_out_,
+                                        lsn_tail);
         } else if (conn_ && t == 'S' && lsn_tail) {
-            ++split_->lsn_tails_sent;
+            split_sent_lsn_tail();
             mux_.client_sync_with_tail(body, lsn_tail_sql, to_server_, client_out_);
         } else if (conn_) {
             mux_.client_message(t, body, to_server_, client_out_);
@@ -219,8 +225,8 @@ bool client_session::txn_server_bytes(std::span<const std::byte> chunk) {
         }
         if (f.status != pr::frame_status::ok) break;
         if (f.msg.type == 'Z') {
-            const bool tail = mux_.at_tail();
-            const std::string tail_value = tail ? mux_.take_tail_value() : std::string();
+            const bool tail = mux_.at_lsn_tail();
+            const std::string tail_value = mux_.at_tail() ? mux_.take_tail_value() : std::string();
             tracker_.on_ready(f.msg.body.empty() ? 'I' : static_cast<char>(f.msg.body[0]));
             if (split_) {
                 if (tail && split_->lsn_tails_answered < split_->lsn_tails_sent)
@@ -311,6 +317,14 @@ awaitable<void> client_session::relay_transaction_mode() {
         // A client that pipelines and does not read: what it is owed stays bounded. Its replies
         // wait in the server (flush_client stops the server pump); what shardgate owes itself
         // (a Close of a prepared statement, say) waits in the mux queue, so stop reading it.
+        if (mux_.owed() >= max_owed_replies && !pumps_stopping_ && server_pump_running_ && conn_) {
+            // The server may hold extended-protocol replies back until a Sync or Flush the
+            // client has not sent yet: ask for them, or nothing would ever drain.
+            pr::fe::encode(to_server_, pr::fe::flush{});
+            co_await server().async_write_all(to_server_.view(), ec);
+            to_server_.clear();
+            ec = {};
+        }
         while (mux_.owed() >= max_owed_replies && !pumps_stopping_ && server_pump_running_) {
             client_drained_.expires_at(asio::steady_timer::time_point::max());
             co_await client_drained_.async_wait(ec_token(ec));

@@ -85,8 +85,9 @@ awaitable<void> client_session::learn_global_lsn() {
     // or before the primary's insert position read after it arrived.
     auto& sp = *split_;
     auto& db = *pool_->split;
+    auto primary = pool_->pool;  // a named local: GCC 12 and co_await operands
     const auto lsn =
-        co_await db.async_primary_lsn(sp.read_at, pool_->pool, cfg_->server_connect_timeout);
+        co_await db.async_primary_lsn(sp.read_at, primary, cfg_->server_connect_timeout);
     sp.global_read = false;
     if (!lsn) {
         // The primary did not answer: the read goes there (and fails or waits as a write would).

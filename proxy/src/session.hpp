@@ -79,7 +79,10 @@ class client_session : public std::enable_shared_from_this<client_session> {
     void split_ready(char status);
     // Read-your-writes and instance consistency: the client message `type` must be followed by
     // a tail asking the primary for its insert LSN (a committed write's LSN is not known yet).
-    [[nodiscard]] bool wants_lsn_tail(char type, std::span<const std::byte> body) const;
+    bool wants_lsn_tail(char type, std::span<const std::byte> body);
+    // Bookkeeping for wants_lsn_tail, per routed client message and per tail sent.
+    void split_count_write(char type, std::span<const std::byte> body);
+    void split_sent_lsn_tail();
     // A tail's answer (the LSN as text, "" if it failed): the write is known to be there.
     void split_tail_lsn(std::string_view value);
     static constexpr std::string_view lsn_tail_sql =

@@ -211,13 +211,13 @@ void statement_mux::client_message(char type, std::span<const std::byte> body,
 void statement_mux::client_query_with_tail(
     std::span<const std::byte> query, std::string_view tail,
     const std::vector<std::pair<std::string, std::string>>& reported, pr::write_buffer& to_server,
-    pr::write_buffer& to_client) {
+    pr::write_buffer& to_client, bool lsn) {
     forward(to_server, 'Q', query);
     push(expect::query_head);
     const auto mark = to_server.begin_message('Q');
     to_server.cstring(tail);
     to_server.end_message(mark);
-    push(expect::query_tail, 0, {{}, {}, {}, reported});
+    push(expect::query_tail, lsn ? lsn_tail_mark : 0, {{}, {}, {}, reported});
     drain(to_client);
 }
 
@@ -230,7 +230,7 @@ void statement_mux::client_sync_with_tail(std::span<const std::byte> sync, std::
     const auto mark = to_server.begin_message('Q');
     to_server.cstring(tail);
     to_server.end_message(mark);
-    push(expect::query_tail, 0, {});
+    push(expect::query_tail, lsn_tail_mark, {});
     drain(to_client);
 }
 

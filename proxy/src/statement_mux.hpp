@@ -60,19 +60,25 @@ class statement_mux {
     // ParameterStatus reports of both come before the last ReadyForQuery as Postgres sends
     // them, once per parameter with its final value, in the server's (name) order, and only
     // if that value differs from the one in `reported` (what the client was last told).
+    // `lsn`: the tail's first value is a commit LSN (at_lsn_tail()).
     void client_query_with_tail(std::span<const std::byte> query, std::string_view tail,
                                 const std::vector<std::pair<std::string, std::string>>& reported,
                                 protocol::write_buffer& to_server,
-                                protocol::write_buffer& to_client);
+                                protocol::write_buffer& to_client, bool lsn = false);
 
-    // A client Sync followed by shardgate's own `tail` Query: the client sees the Sync's
-    // replies with the tail's ReadyForQuery in place of the Sync's (as client_query_with_tail).
+    // A client Sync followed by shardgate's own `tail` Query, whose first value is a commit LSN:
+    // the client sees the tail's ReadyForQuery in place of the Sync's (as
+    // client_query_with_tail).
     void client_sync_with_tail(std::span<const std::byte> sync, std::string_view tail,
                                protocol::write_buffer& to_server,
                                protocol::write_buffer& to_client);
-    // A tail's reply is next (its rows are being read, or its ReadyForQuery is due).
+    // A tail's reply is next (its rows are being read, or its ReadyForQuery is due); one whose
+    // first value is a commit LSN.
     [[nodiscard]] bool at_tail() const {
         return !settled() && expected_[head_].what == expect::query_tail;
+    }
+    [[nodiscard]] bool at_lsn_tail() const {
+        return at_tail() && expected_[head_].statement == lsn_tail_mark;
     }
     // The first column of the first row the last tail returned, as text ("" if none or NULL);
     // taken once.
@@ -88,6 +94,8 @@ class statement_mux {
     void hidden_query(std::string_view sql, protocol::write_buffer& to_server);
 
     enum class dealloc : std::uint8_t { forward, sent, answered };
+    // pending::statement of a query_tail whose first value is a commit LSN.
+    static constexpr std::uint64_t lsn_tail_mark = 1;
     // answered: shardgate replied itself (CommandComplete, ReadyForQuery): no server reply.
     dealloc deallocate(std::string_view name, char txn_status, protocol::write_buffer& to_server,
                        protocol::write_buffer& to_client);

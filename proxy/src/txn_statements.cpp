@@ -151,6 +151,14 @@ std::vector<std::string> words_of(std::string_view sql) {
     return out;
 }
 
+bool mentions_stdin(std::string_view sql) {
+    for (std::size_t at = sql.find_first_of("sS"); at != std::string_view::npos;
+         at = sql.find_first_of("sS", at + 1)) {
+        if (at + 5 <= sql.size() && ascii_lower(sql.substr(at, 5)) == "stdin") return true;
+    }
+    return false;
+}
+
 bool is_discard_all(std::string_view sql) {
     const auto w = words_of(sql);
     return w.size() == 2 && w[0] == "discard" && w[1] == "all";

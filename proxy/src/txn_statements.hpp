@@ -51,6 +51,10 @@ std::vector<std::string> words_of(std::string_view sql);
 
 bool is_discard_all(std::string_view sql);
 
+// The text names STDIN (COPY ... FROM STDIN: nothing but copy data may follow it to the server,
+// so shardgate appends no query of its own). Errs towards yes.
+bool mentions_stdin(std::string_view sql);
+
 // The statement name of a Query that is exactly DEALLOCATE [PREPARE] name, folded as Postgres
 // folds identifiers (lower case unless double-quoted).
 std::optional<std::string> deallocated_name(std::string_view sql);

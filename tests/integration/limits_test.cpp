@@ -27,13 +27,6 @@ namespace {
 
 using conn_ptr = std::unique_ptr<PGconn, void (*)(PGconn*)>;
 
-// A sanitized shardgate (scripts/sanitize.sh): its shadow memory and quarantine make resident
-// memory say nothing about shardgate's own buffers.
-bool sanitized() {
-    const char* v = std::getenv("SHARDGATE_SANITIZED");
-    return v != nullptr && *v != '\0' && std::string(v) != "0";
-}
-
 long rss_kib(pid_t pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");
     std::string line;
@@ -96,7 +89,7 @@ void pipeline_without_reading(const fixture& f, PGconn* c) {
     }
     MESSAGE("shardgate VmRSS " << before << " KiB before, at most " << peak
                                << " KiB while 300 MB of results waited for the client");
-    if (!sanitized()) CHECK(peak - before < 64 * 1024);
+    if (!sanitized_shardgate()) CHECK(peak - before < 64 * 1024);
     // Then every result arrives, whole.
     REQUIRE(PQsetnonblocking(c, 0) == 0);
     int rows = 0;
@@ -182,7 +175,7 @@ TEST_CASE("a client that pipelines Close messages behind a large result: bounded
     const long after = rss_kib(f.sg->pid());
     MESSAGE((sent / one.size()) << " Close messages taken in 3 s; shardgate VmRSS " << before
                                 << " -> " << after << " KiB");
-    if (!sanitized()) CHECK(after - before < 64 * 1024);
+    if (!sanitized_shardgate()) CHECK(after - before < 64 * 1024);
     ::close(fd);
 }
 

@@ -153,6 +153,60 @@ TEST_CASE("global consistency: A commits through one shardgate, B reads through 
     }
 }
 
+TEST_CASE("pipelined writes (libpq pipeline mode), then another connection reads the last") {
+    cluster c;
+    c.start("");
+    auto a = c.connect();
+    auto b = c.connect();
+    int misses = 0;
+    for (int round = 0; round < 200; ++round) {
+        REQUIRE(PQenterPipelineMode(a.get()) == 1);
+        for (int i = 0; i < 5; ++i) {
+            REQUIRE(PQsendQueryParams(a.get(), "INSERT INTO kv(v) VALUES (7) RETURNING id", 0,
+                                      nullptr, nullptr, nullptr, nullptr, 0) == 1);
+            REQUIRE(PQpipelineSync(a.get()) == 1);
+        }
+        std::string last;
+        for (int syncs = 0; syncs < 5;) {
+            PGresult* r = PQgetResult(a.get());
+            if (r == nullptr) continue;
+            if (PQresultStatus(r) == PGRES_TUPLES_OK) last = PQgetvalue(r, 0, 0);
+            if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) ++syncs;
+            PQclear(r);
+        }
+        REQUIRE(PQexitPipelineMode(a.get()) == 1);
+        if (value(b.get(), "SELECT count(*) FROM kv WHERE id = " + last) != "1") ++misses;
+    }
+    CHECK(misses == 0);
+}
+
+TEST_CASE("COPY FROM STDIN right after a write, by both protocols: the rows arrive") {
+    cluster c;
+    c.start("");
+    auto conn = c.connect();
+    for (const bool extended : {false, true}) {
+        CAPTURE(extended);
+        REQUIRE(ok(conn.get(), "INSERT INTO kv(v) VALUES (1)"));  // a write whose LSN is due
+        PGresult* r = extended ? PQexecParams(conn.get(), "COPY kv(v) FROM STDIN", 0, nullptr,
+                                              nullptr, nullptr, nullptr, 0)
+                               : PQexec(conn.get(), "COPY kv(v) FROM STDIN");
+        REQUIRE_MESSAGE(PQresultStatus(r) == PGRES_COPY_IN, PQresultErrorMessage(r));
+        PQclear(r);
+        const std::string rows = "41\n42\n";
+        REQUIRE(PQputCopyData(conn.get(), rows.data(), static_cast<int>(rows.size())) == 1);
+        REQUIRE(PQputCopyEnd(conn.get(), nullptr) == 1);
+        r = PQgetResult(conn.get());
+        CHECK_MESSAGE(PQresultStatus(r) == PGRES_COMMAND_OK, PQresultErrorMessage(r));
+        PQclear(r);
+        while ((r = PQgetResult(conn.get())) != nullptr)
+            PQclear(r);
+        // Another connection sees the copied rows at once (instance consistency).
+        auto other = c.connect();
+        CHECK(value(other.get(), "SELECT count(*) >= " + std::string(extended ? "4" : "2") +
+                                     " FROM kv WHERE v IN (41, 42)") == "t");
+    }
+}
+
 TEST_CASE("VACUUM ANALYZE is a write: the EXPLAIN after it sees the new statistics") {
     cluster c;
     c.start("");

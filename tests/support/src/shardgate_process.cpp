@@ -38,6 +38,11 @@ int free_port_except(int taken) {
 
 }  // namespace
 
+bool sanitized_shardgate() {
+    const char* v = std::getenv("SHARDGATE_SANITIZED");
+    return v != nullptr && *v != '\0' && std::string_view(v) != "0";
+}
+
 std::filesystem::path default_shardgate_binary() {
     if (const char* env = std::getenv("SHARDGATE_BINARY"); env != nullptr && *env != '\0')
         return env;

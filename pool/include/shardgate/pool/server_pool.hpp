@@ -166,7 +166,8 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
     awaitable<checkout_result> open_new(
         asio::any_io_executor ex, const std::vector<std::pair<std::string, std::string>>& params);
     void warm_up_locked();
-    awaitable<void> reset_then_checkin(std::unique_ptr<server_conn> c);
+    awaitable<void> reset_then_checkin(std::shared_ptr<server_pool> self,
+                                       std::unique_ptr<server_conn> c);
 
     const std::string name_;
     const asio::any_io_executor maint_ex_;

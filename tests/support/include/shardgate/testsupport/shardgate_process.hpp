@@ -85,4 +85,9 @@ class shardgate_process {
     std::optional<int> exit_code_;
 };
 
+// $SHARDGATE_SANITIZED is set (scripts/sanitize.sh runs the tests against a shardgate built
+// with sanitizers): its resident memory includes shadow memory and quarantine, and it runs a few
+// times slower, so tests scale load and memory bounds down (never what they check).
+bool sanitized_shardgate();
+
 }  // namespace shardgate::testsupport
