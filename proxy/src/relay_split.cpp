@@ -216,6 +216,20 @@ bool client_session::split_route_start() {
     }
     auto& db = *pool_->split;
     if (!found) return false;  // the primary
+    // An extended-protocol exchange that prepares or describes and then stays open (asyncpg's
+    // prepare: Parse, Describe, Flush, and no Sync until a later Execute) could go on with any
+    // statement on the server chosen now, a write after a read's Parse too: the primary. Only
+    // a batch that executes, or ends with Sync, is routed by its statement.
+    bool decided_here = first_query != 0;
+    for (auto f = dec.feed(in); f.status == pr::frame_status::ok && !decided_here;
+         f = dec.feed(in)) {
+        decided_here = f.msg.type == 'E' || f.msg.type == 'S';
+        in = in.subspan(f.consumed);
+    }
+    if (!decided_here) {
+        sp.count_at_end = true;  // a read or a write: known when the transaction ends
+        return false;
+    }
     const auto& q = split_classified(sql, statement, at_parse);
     split_note_commit();  // before `before`: a failed checkout must not undo it
     // Instance consistency: every commit acknowledged before this read arrived.

@@ -45,21 +45,23 @@ TEST_CASE("pgjdbc PreparedStatements: 50 clients over pool_size = 5") {
                                     "(default-jdk-headless, libpostgresql-jdbc-java)";
         REQUIRE_MESSAGE(fs::exists(needed), missing);
     }
-    pg_topology topo = pg_topology::builder().build();
+    pg_topology topo = pg_topology::builder().replicas(split_replicas()).build();
     topo.create_role("alice", "secret");
     topo.create_database("app", "alice");
+    wait_for_split(topo);
     pg_server& pg = topo.shard(0).primary();
     const std::string toml =
         "[shardgate]\nlisten_port = @PORT@\nworkers = 2\npool_mode = \"transaction\"\n"
         "pool_size = 5\ncheckout_timeout_ms = 20000\n[databases.app]\nport = " +
-        std::to_string(pg.port()) +
-        "\nserver_tls = \"disable\"\n[users.alice]\npassword = \"secret\"\n";
+        std::to_string(pg.port()) + "\nserver_tls = \"disable\"\n" + split_toml(topo) +
+        "[users.alice]\npassword = \"secret\"\n";
     shardgate_process sg(shardgate_options{.config_toml = toml});
     work_dir dir{"shardgate-jdbc-clients"};
     auto server_conns = [&] {
         return std::stoi(
             pg.query_value("SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice' AND "
-                           "datname = 'app' AND pid <> pg_backend_pid()"));
+                           "datname = 'app' AND pid <> pg_backend_pid() AND "
+                           "application_name <> 'shardgate-monitor'"));
     };
     // The most server connections seen while the clients run, sampled every 200 ms.
     std::atomic<int> peak{0};
@@ -114,6 +116,15 @@ TEST_CASE("pgjdbc PreparedStatements: 50 clients over pool_size = 5") {
     CHECK(json_int(r.out, "named_binds") >= json_int(r.out, "executions") / 2);
     CHECK(peak <= 5);
     CHECK(server_conns() <= 5);
+    if (split_replicas() > 0) {
+        // Splitting on: the replicas served reads (their pooled connections are still open).
+        int on_replicas = 0;
+        for (std::size_t i = 0; i < topo.shard(0).replica_count(); ++i)
+            on_replicas += std::stoi(topo.shard(0).replica(i).query_value(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice' AND "
+                "application_name <> 'shardgate-monitor'"));
+        CHECK(on_replicas > 0);
+    }
     MESSAGE("pgjdbc: " << r.out << "server connections at most: " << peak.load());
     CHECK(sg.running());
 }

@@ -82,16 +82,18 @@ std::vector<std::string> session_env(const std::string& password) {
 }
 
 struct fixture {
-    pg_topology topo = pg_topology::builder().build();
+    pg_topology topo = pg_topology::builder().replicas(split_replicas()).build();
     std::unique_ptr<shardgate_process> sg;
     work_dir files{"shardgate-psql"};
 
     fixture() {
         topo.create_role("alice", "secret");
         topo.create_database("app", "alice");
+        wait_for_split(topo);
         shardgate_config_options o;
         o.users = {{"alice", "secret"}};
         o.server_tls = "disable";
+        o.databases = {{.name = "app", .replicas = split_replicas() > 0}};
         sg = std::make_unique<shardgate_process>(
             shardgate_options{.config_toml = render_shardgate_config(topo, o)});
     }

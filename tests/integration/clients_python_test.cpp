@@ -32,21 +32,23 @@ const fs::path script = fs::path(__FILE__).parent_path() / "clients" / "prepared
 }  // namespace
 
 TEST_CASE("psycopg 3 and asyncpg prepared statements: 50 clients over pool_size = 5") {
-    pg_topology topo = pg_topology::builder().build();
+    pg_topology topo = pg_topology::builder().replicas(split_replicas()).build();
     topo.create_role("alice", "secret");
     topo.create_database("app", "alice");
+    wait_for_split(topo);
     pg_server& pg = topo.shard(0).primary();
     const std::string toml =
         "[shardgate]\nlisten_port = @PORT@\nworkers = 2\npool_mode = \"transaction\"\n"
         "pool_size = 5\ncheckout_timeout_ms = 20000\n[databases.app]\nport = " +
-        std::to_string(pg.port()) +
-        "\nserver_tls = \"disable\"\n[users.alice]\npassword = \"secret\"\n";
+        std::to_string(pg.port()) + "\nserver_tls = \"disable\"\n" + split_toml(topo) +
+        "[users.alice]\npassword = \"secret\"\n";
     shardgate_process sg(shardgate_options{.config_toml = toml});
     work_dir dir{"shardgate-python-clients"};
     auto server_conns = [&] {
         return std::stoi(
             pg.query_value("SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice' AND "
-                           "datname = 'app' AND pid <> pg_backend_pid()"));
+                           "datname = 'app' AND pid <> pg_backend_pid() AND "
+                           "application_name <> 'shardgate-monitor'"));
     };
     // The most server connections seen while the clients run, sampled every 200 ms.
     std::atomic<int> peak{0};
@@ -96,6 +98,15 @@ TEST_CASE("psycopg 3 and asyncpg prepared statements: 50 clients over pool_size 
         CHECK(json_int(r.out, kind) > 0);
     CHECK(peak <= 5);
     CHECK(server_conns() <= 5);
+    if (split_replicas() > 0) {
+        // Splitting on: the replicas served reads (their pooled connections are still open).
+        int on_replicas = 0;
+        for (std::size_t i = 0; i < topo.shard(0).replica_count(); ++i)
+            on_replicas += std::stoi(topo.shard(0).replica(i).query_value(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice' AND "
+                "application_name <> 'shardgate-monitor'"));
+        CHECK(on_replicas > 0);
+    }
     MESSAGE("python drivers: " << r.out << "server connections at most: " << peak.load());
     CHECK(sg.running());
 }

@@ -1,6 +1,9 @@
 // Renders a shardgate TOML configuration that points at a test topology.
 #include "shardgate/testsupport/shardgate_config.hpp"
 
+#include <cstdlib>
+#include <string_view>
+
 #include <cstdio>
 #include <sstream>
 
@@ -95,6 +98,27 @@ std::string render_shardgate_config(const pg_topology& topology,
     }
     if (!options.extra_toml.empty()) c << "\n" << options.extra_toml << "\n";
     return c.str();
+}
+
+int split_replicas() {
+    const char* v = std::getenv("SHARDGATE_TEST_SPLIT");
+    return v != nullptr && std::string_view(v) == "1" ? 2 : 0;
+}
+
+std::string split_toml(const pg_topology& topology) {
+    const auto& shard = topology.shard(0);
+    if (split_replicas() == 0 || shard.replica_count() == 0) return "";
+    std::string out = "replicas = [";
+    for (std::size_t r = 0; r < shard.replica_count(); ++r) {
+        out += (r == 0 ? " " : ", ");
+        out += "{ host = " + toml_string(shard.replica(r).host()) +
+               ", port = " + std::to_string(shard.replica(r).port()) + " }";
+    }
+    return out + " ]\n";
+}
+
+void wait_for_split(pg_topology& topology) {
+    if (split_replicas() > 0) topology.wait_for_replicas_streaming();
 }
 
 }  // namespace shardgate::testsupport

@@ -47,4 +47,12 @@ std::string render_shardgate_config(const pg_topology& topology,
 // A TOML basic string: "..." with escapes.
 std::string toml_string(std::string_view value);
 
+// $SHARDGATE_TEST_SPLIT=1 (ctest's *_split variants): the client tests run with read/write
+// splitting on, two streaming replicas behind shardgate. split_replicas() is how many their
+// topology gets (2, else 0); split_toml() is the `replicas = [...]` line for shard 0's (""
+// without), and wait_for_split() waits until the replicas stream.
+int split_replicas();
+std::string split_toml(const pg_topology& topology);
+void wait_for_split(pg_topology& topology);
+
 }  // namespace shardgate::testsupport
