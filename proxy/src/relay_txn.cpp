@@ -58,6 +58,83 @@ const std::string& client_session::current_session_key() {
     return session_key_cache_;
 }
 
+rt::session_effect client_session::txn_track_settings(char t, std::span<const std::byte> body,
+                                                      bool& discard_all) {
+    auto effect = effect_of(t, body, false);
+    // SET / RESET outside a transaction is remembered and replayed on the next
+    // connections instead of pinning (committed when its ReadyForQuery shows success).
+    // Drivers also send them through the extended protocol on the unnamed statement
+    // (pgjdbc: Parse "SET extra_float_digits = 3", Bind, Execute, Sync): those count once
+    // executed.
+    if (effect == rt::session_effect::set && conn_ && tracker_.txn_status() == 'I' &&
+        pending_settings_.empty()) {
+        std::optional<std::vector<std::pair<rt::tracked_setting, std::string>>> sets;
+        if (t == 'Q') {
+            sets = trackable_settings(cstring(body).first);
+        } else if (t == 'P') {
+            auto [name, rest] = cstring(body);
+            if (name.empty()) sets = trackable_settings(cstring(rest).first);
+        }
+        if (sets) {
+            pending_settings_ = std::move(*sets);
+            pending_settings_failed_ = false;
+            pending_settings_unexecuted_ = t == 'P';
+            effect = rt::session_effect::none;
+        }
+    }
+    // DISCARD ALL by a client that is not pinned: its settings and statements go, and it
+    // stays unpinned (drivers and application pools send it as a reset).
+    discard_all =
+        effect == rt::session_effect::discard && t == 'Q' && is_discard_all(cstring(body).first);
+    if (discard_all && conn_ && !pinned_ && tracker_.txn_status() == 'I' &&
+        pending_settings_.empty()) {
+        pending_settings_.emplace_back(
+            rt::tracked_setting{rt::tracked_setting::kind::reset_all, {}}, "DISCARD ALL");
+        pending_settings_failed_ = false;
+        pending_settings_unexecuted_ = false;
+        effect = rt::session_effect::none;
+    }
+    return effect;
+}
+
+void client_session::txn_forward(char t, std::span<const std::byte> body,
+                                 std::span<const std::byte> original, rt::session_effect effect,
+                                 const std::optional<std::string>& dealloc) {
+    // What goes to the server (and what shardgate answers itself) for one client message:
+    // SQL DEALLOCATE of a protocol statement, a Query or Sync followed by shardgate's own
+    // tail (startup parameters put back after a RESET, the commit LSN of a write), or the
+    // message as the mux rewrites it.
+    std::string tail;
+    const bool lsn_tail = conn_ && split_ && wants_lsn_tail(t, body);
+    if (dealloc) {
+        // One of its protocol statements: nothing pins, shardgate's name is dropped.
+        const auto how = mux_.deallocate(*dealloc, tracker_.txn_status(), to_server_, client_out_);
+        if (how == statement_mux::dealloc::answered) {
+            tracker_.on_ready(tracker_.txn_status());
+        } else if (how == statement_mux::dealloc::forward) {
+            mux_.client_message(t, body, to_server_, client_out_);
+        }
+    } else if (conn_ && t == 'Q' &&
+               ((body.data() == original.data() &&
+                 (effect == rt::session_effect::set || effect == rt::session_effect::discard ||
+                  !pending_settings_.empty()) &&
+                 !mentions_stdin(cstring(body).first) && reset_tail(cstring(body).first, tail)) ||
+                lsn_tail)) {
+        // The primary's insert LSN comes first in the tail's row (read in txn_server_bytes).
+        if (lsn_tail) {
+            tail = std::string(lsn_tail_sql) +
+                   (tail.empty() ? std::string() : ", " + tail.substr(sizeof("SELECT")));
+            split_sent_lsn_tail();
+        }
+        mux_.client_query_with_tail(body, tail, conn_->params, to_server_, client_out_, lsn_tail);
+    } else if (conn_ && t == 'S' && lsn_tail) {
+        split_sent_lsn_tail();
+        mux_.client_sync_with_tail(body, lsn_tail_sql, to_server_, client_out_);
+    } else if (conn_) {
+        mux_.client_message(t, body, to_server_, client_out_);
+    }
+}
+
 client_session::txn_step client_session::txn_client_messages() {
     const pr::frame_decoder dec(cfg_->max_message_size);
     // A server connection for the first complete message (the bytes wait in client_in_).
@@ -93,40 +170,8 @@ client_session::txn_step client_session::txn_client_messages() {
             client_in_.clear();  // Postgres reads nothing after Terminate
             break;
         }
-        auto effect = effect_of(t, f.msg.body, false);
-        // SET / RESET outside a transaction is remembered and replayed on the next
-        // connections instead of pinning (committed when its ReadyForQuery shows success).
-        // Drivers also send them through the extended protocol on the unnamed statement
-        // (pgjdbc: Parse "SET extra_float_digits = 3", Bind, Execute, Sync): those count once
-        // executed.
-        if (effect == rt::session_effect::set && conn_ && tracker_.txn_status() == 'I' &&
-            pending_settings_.empty()) {
-            std::optional<std::vector<std::pair<rt::tracked_setting, std::string>>> sets;
-            if (t == 'Q') {
-                sets = trackable_settings(cstring(f.msg.body).first);
-            } else if (t == 'P') {
-                auto [name, rest] = cstring(f.msg.body);
-                if (name.empty()) sets = trackable_settings(cstring(rest).first);
-            }
-            if (sets) {
-                pending_settings_ = std::move(*sets);
-                pending_settings_failed_ = false;
-                pending_settings_unexecuted_ = t == 'P';
-                effect = rt::session_effect::none;
-            }
-        }
-        // DISCARD ALL by a client that is not pinned: its settings and statements go, and it
-        // stays unpinned (drivers and application pools send it as a reset).
-        const bool discard_all = effect == rt::session_effect::discard && t == 'Q' &&
-                                 is_discard_all(cstring(f.msg.body).first);
-        if (discard_all && conn_ && !pinned_ && tracker_.txn_status() == 'I' &&
-            pending_settings_.empty()) {
-            pending_settings_.emplace_back(
-                rt::tracked_setting{rt::tracked_setting::kind::reset_all, {}}, "DISCARD ALL");
-            pending_settings_failed_ = false;
-            pending_settings_unexecuted_ = false;
-            effect = rt::session_effect::none;
-        }
+        bool discard_all = false;
+        auto effect = txn_track_settings(t, f.msg.body, discard_all);
         if (t == 'E') pending_settings_unexecuted_ = false;
         std::span<const std::byte> body = f.msg.body;
         // SQL DEALLOCATE of a protocol-level statement (drivers mix the two).
@@ -164,38 +209,7 @@ client_session::txn_step client_session::txn_client_messages() {
             spdlog::debug("client {}@{} pinned to its server connection ({})", user_name_,
                           database_name_, rt::to_string(effect));
         }
-        std::string tail;
-        const bool lsn_tail = conn_ && split_ && wants_lsn_tail(t, body);
-        if (dealloc) {
-            // One of its protocol statements: nothing pins, shardgate's name is dropped.
-            const auto how =
-                mux_.deallocate(*dealloc, tracker_.txn_status(), to_server_, client_out_);
-            if (how == statement_mux::dealloc::answered) {
-                tracker_.on_ready(tracker_.txn_status());
-            } else if (how == statement_mux::dealloc::forward) {
-                mux_.client_message(t, body, to_server_, client_out_);
-            }
-        } else if (conn_ && t == 'Q' &&
-                   ((body.data() == f.msg.body.data() &&
-                     (effect == rt::session_effect::set || effect == rt::session_effect::discard ||
-                      !pending_settings_.empty()) &&
-                     !mentions_stdin(cstring(body).first) &&
-                     reset_tail(cstring(body).first, tail)) ||
-                    lsn_tail)) {
-            // The primary's insert LSN comes first in the tail's row (read in txn_server_bytes).
-            if (lsn_tail) {
-                tail = std::string(lsn_tail_sql) +
-                       (tail.empty() ? std::string() : ", " + tail.substr(sizeof("SELECT")));
-                split_sent_lsn_tail();
-            }
-            mux_.client_query_with_tail(body, tail, conn_->params, to_server_, client_out_,
-                                        lsn_tail);
-        } else if (conn_ && t == 'S' && lsn_tail) {
-            split_sent_lsn_tail();
-            mux_.client_sync_with_tail(body, lsn_tail_sql, to_server_, client_out_);
-        } else if (conn_) {
-            mux_.client_message(t, body, to_server_, client_out_);
-        }
+        txn_forward(t, body, f.msg.body, effect, dealloc);
         if ((discard_all || effect == rt::session_effect::discard ||
              effect == rt::session_effect::prepare) &&
             t == 'Q' && mentions_all(f.msg.body)) {

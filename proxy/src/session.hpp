@@ -127,6 +127,12 @@ class client_session : public std::enable_shared_from_this<client_session> {
         failed,       // malformed or oversized message: end_ / client_error_ say which
     };
     txn_step txn_client_messages();  // client_in_ -> to_server_ / client_out_
+    // Its parts: a client message's effect on the session, once SET / RESET / DISCARD ALL
+    // that can be replayed are tracked (pending_settings_); and what is sent for it.
+    router::session_effect txn_track_settings(char t, std::span<const std::byte> body,
+                                              bool& discard_all);
+    void txn_forward(char t, std::span<const std::byte> body, std::span<const std::byte> original,
+                     router::session_effect effect, const std::optional<std::string>& dealloc);
     bool txn_server_bytes(std::span<const std::byte> chunk);  // -> client_out_; false: malformed
     [[nodiscard]] bool txn_server_settled() const;            // nothing owed, at a message boundary
     [[nodiscard]] bool txn_may_detach() const;                // the transaction is over

@@ -121,4 +121,13 @@ void wait_for_split(pg_topology& topology) {
     if (split_replicas() > 0) topology.wait_for_replicas_streaming();
 }
 
+int split_replica_backends(pg_topology& topology, const std::string& user) {
+    int n = 0;
+    for (std::size_t i = 0; i < topology.shard(0).replica_count(); ++i)
+        n += std::stoi(topology.shard(0).replica(i).query_value(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = '" + user +
+            "' AND application_name <> 'shardgate-monitor'"));
+    return n;
+}
+
 }  // namespace shardgate::testsupport

@@ -54,5 +54,8 @@ std::string toml_string(std::string_view value);
 int split_replicas();
 std::string split_toml(const pg_topology& topology);
 void wait_for_split(pg_topology& topology);
+// Backends of `user` on shard 0's replicas, the replica monitor's left out: after a split run,
+// above 0 when the replicas served reads (shardgate keeps pooled connections open).
+int split_replica_backends(pg_topology& topology, const std::string& user);
 
 }  // namespace shardgate::testsupport
