@@ -268,11 +268,32 @@ void statement_mux::emit_reports(std::string_view held,
     for (const auto& [name, whole] : last) {
         const auto nul = whole.find('\0', 5);
         const auto value = whole.substr(nul + 1, whole.size() - nul - 2);
-        const bool known = std::any_of(reported.begin(), reported.end(), [&](const auto& r) {
-            return ascii_lower(r.first) == name && r.second == value;
-        });
-        if (!known) to_client.bytes(std::as_bytes(std::span(whole.data(), whole.size())));
+        // What the client was last told: a report that went through this mux since, or
+        // else the connection's value when the tail was queued.
+        const auto told = std::find_if(told_.begin(), told_.end(),
+                                       [&](const auto& t) { return t.first == name; });
+        const bool known = told != told_.end()
+                               ? told->second == value
+                               : std::any_of(reported.begin(), reported.end(), [&](const auto& r) {
+                                     return ascii_lower(r.first) == name && r.second == value;
+                                 });
+        if (known) continue;
+        const auto bytes = std::as_bytes(std::span(whole.data(), whole.size()));
+        to_client.bytes(bytes);
+        note_told(bytes);
     }
+}
+
+void statement_mux::note_told(std::span<const std::byte> whole) {
+    const auto ps = pr::be::decode_parameter_status(whole.subspan(5));
+    if (!ps) return;
+    auto name = ascii_lower(ps->name);
+    const auto it =
+        std::find_if(told_.begin(), told_.end(), [&](const auto& t) { return t.first == name; });
+    if (it != told_.end())
+        it->second = ps->value;
+    else
+        told_.emplace_back(std::move(name), ps->value);
 }
 
 void statement_mux::client_names_in_error(std::span<const std::byte> whole,
@@ -357,6 +378,7 @@ void statement_mux::server_message(std::span<const std::byte> whole, pr::write_b
             return;
         }
         to_client.bytes(whole);
+        if (type == 'S') note_told(whole);
         return;
     }
     const auto& head = expected_[head_];

@@ -178,9 +178,11 @@ class statement_mux {
     void drain(protocol::write_buffer& to_client);
     void client_names_in_error(std::span<const std::byte> whole,
                                protocol::write_buffer& to_client) const;
-    static void emit_reports(std::string_view held,
-                             const std::vector<std::pair<std::string, std::string>>& reported,
-                             protocol::write_buffer& to_client);
+    void emit_reports(std::string_view held,
+                      const std::vector<std::pair<std::string, std::string>>& reported,
+                      protocol::write_buffer& to_client);
+    // A ParameterStatus the client is sent: what it knows now (see told_).
+    void note_told(std::span<const std::byte> whole);
     void error_until_sync();
 
     prepared_registry& registry_;
@@ -191,6 +193,10 @@ class statement_mux {
     std::vector<pending> expected_;
     std::vector<pending_text> texts_;  // emptied with expected_
     std::size_t head_ = 0;
+    // The last value of each parameter (lower-case name) reported to the client through this
+    // mux. A tail's reports are filtered against it: the value the connection had when the
+    // tail was queued is older when the client pipelined a SET before it.
+    std::vector<std::pair<std::string, std::string>> told_;
     std::string tail_value_;  // see take_tail_value()
     bool tail_row_seen_ = false;
     bool skip_to_sync_ = false;  // after shardgate's own error: client messages up to Sync are

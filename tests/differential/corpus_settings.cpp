@@ -119,6 +119,22 @@ std::vector<test_case> settings_cases() {
                  "SHOW transaction_isolation",
                  "COMMIT"})
             .build());
+    // Pipelined: the RESET's put-back runs before the SET's report reaches shardgate, and
+    // the client must still hear that the setting went back.
+    v.push_back(c("pipelined_set_then_reset_reports_the_way_back")
+                    .startup_param("datestyle", "Postgres, MDY")
+                    .startup_param("TimeZone", "America/New_York")
+                    .pq("SET datestyle TO german")
+                    .pq("RESET datestyle")
+                    .pq("SET TIME ZONE 'Asia/Tokyo'")
+                    .pq("SET TIME ZONE DEFAULT")
+                    .end()
+                    .q("SHOW datestyle")
+                    .pq("SET datestyle TO german; RESET datestyle")
+                    .pq("SET timezone TO 'UTC'; RESET timezone")
+                    .end()
+                    .qs({"SHOW datestyle", "SHOW timezone"})
+                    .build());
     return v;
 }
 
