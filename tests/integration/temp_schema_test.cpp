@@ -63,6 +63,15 @@ struct fixture {
         }
         return false;
     }
+    bool wait_gone(const std::string& pid) {
+        const auto until = std::chrono::steady_clock::now() + 10s;
+        while (std::chrono::steady_clock::now() < until) {
+            if (pg().query_value("SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid) == "0")
+                return true;
+            std::this_thread::sleep_for(20ms);
+        }
+        return false;
+    }
 };
 
 // "STATUS[:sqlstate][=value]" per statement.
@@ -114,6 +123,9 @@ void check_closed_after(const std::string& mode, const std::vector<std::string>&
         }
     }
     REQUIRE(f.wait_settled());
+    // The first backend is closed, and gone: a backend that is still exiting is still listed
+    // with its temporary tables in pg_class (they are dropped as it exits).
+    REQUIRE(f.wait_gone(first_pid));
     auto b = f.proxied();
     CHECK(value(b.get(), "SELECT pg_backend_pid()") != first_pid);  // a new backend
     CHECK(transcript(b.get(), next_client) == want);
