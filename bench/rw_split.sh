@@ -387,7 +387,7 @@ start_shardgate() { # name port read_write_split; sets STARTED_PID
     local name=$1
     sg_config "$2" "$3" >"$TMP/$name.toml"
     "$TMP/shardgate" --config "$TMP/$name.toml" --check >"$TMP/$name.check" 2>&1 ||
-        { cat "$TMP/$name.check" >&2; die "$SHARDGATE does not accept the read/write-split settings; build one that has them (proxy/src/config_replicas.cpp)"; }
+        { cat "$TMP/$name.check" >&2; die "$SHARDGATE does not accept the read/write-split settings; build one that has them (proxy/src/config/config_replicas.cpp)"; }
     # setsid: its own session and so its own scheduling group with autogroup, as in run.sh.
     setsid "$TMP/shardgate" --config "$TMP/$name.toml" </dev/null >"$TMP/$name.log" 2>&1 &
     STARTED_PID=$!

@@ -129,10 +129,11 @@ awaitable<bool> database_monitor::connect(std::size_t i) {
     req.tls = slot.address.tls_mode == server_tls_mode::disable ? nullptr : tls_;
     req.timeout = db_.settings.connect_timeout;
     slot.login.reset();
-    asio::co_spawn(strand_, async_server_login(strand_, std::move(req)),
-                   [self = shared_from_this(), i](std::exception_ptr e, server_login_result r) {
-                       self->on_login(i, e, std::move(r));
-                   });
+    asio::co_spawn(
+        strand_, async_server_login(strand_, std::move(req)),
+        [self = shared_from_this(), i](const std::exception_ptr& e, server_login_result r) {
+            self->on_login(i, e, std::move(r));
+        });
     // Nothing else runs on the strand between this test and the wait's start.
     if (!slot.login) {
         slot.login_wait.expires_at(steady::time_point::max());

@@ -102,11 +102,12 @@ class login {
 
   private:
     // Records the failure; run() returns res_ once.
-    void fail(std::string_view code, std::string message) {
+    void fail(std::string_view code, std::string_view message) {
         timer_.disarm();
         res_.stream.reset();
         res_.error_code = code;
-        res_.error_message = describe() + message;
+        res_.error_message = describe();
+        res_.error_message += message;
     }
     server_login_result take() { return std::move(res_); }
     std::string describe() const {

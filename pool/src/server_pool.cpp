@@ -45,7 +45,10 @@ std::atomic<std::uint64_t> next_conn_id{1};
 
 server_pool::server_pool(std::string name, pool_settings s, asio::any_io_executor maint_ex,
                          login_factory login)
-    : name_(std::move(name)), maint_ex_(std::move(maint_ex)), login_(std::move(login)), s_(s) {}
+    : name_(std::move(name)),
+      maint_ex_(std::move(maint_ex)),
+      login_(std::move(login)),
+      s_(std::move(s)) {}
 
 server_pool::~server_pool() {
     for (auto& c : idle_)

@@ -30,7 +30,7 @@ awaitable<error_code> pg_stream::async_tls_connect(ssl::context& ctx, const std:
 
 namespace {
 
-constexpr std::size_t relay_chunk_size = 64 * 1024;
+constexpr std::size_t relay_chunk_size = std::size_t{64} * 1024;
 
 std::span<std::byte> thread_scratch() {
     thread_local std::vector<std::byte> scratch(relay_chunk_size);

@@ -8,9 +8,9 @@
 #include <cstring>
 #include <iostream>
 
-#include "config.hpp"
-#include "listener.hpp"
-#include "version.hpp"
+#include "config/config.hpp"
+#include "control/listener.hpp"
+#include "control/version.hpp"
 
 namespace {
 
@@ -51,19 +51,19 @@ void raise_fd_limit(std::uint32_t max_client_conn) {
 
 int main(int argc, char** argv) {
     using namespace shardgate::proxy;
-    CLI::App app{"shardgate: Postgres wire-protocol proxy"};
-    std::string config_path = "shardgate.toml";
-    bool check_only = false;
-    bool show_version = false;
-    app.add_option("-c,--config", config_path, "configuration file (TOML)");
-    app.add_flag("--check", check_only, "validate the configuration and exit");
-    app.add_flag("-V,--version", show_version, "print the version and exit");
-    CLI11_PARSE(app, argc, argv);
-    if (show_version) {
-        std::cout << "shardgate " << version() << "\n";
-        return 0;
-    }
     try {
+        CLI::App app{"shardgate: Postgres wire-protocol proxy"};
+        std::string config_path = "shardgate.toml";
+        bool check_only = false;
+        bool show_version = false;
+        app.add_option("-c,--config", config_path, "configuration file (TOML)");
+        app.add_flag("--check", check_only, "validate the configuration and exit");
+        app.add_flag("-V,--version", show_version, "print the version and exit");
+        CLI11_PARSE(app, argc, argv);
+        if (show_version) {
+            std::cout << "shardgate " << version() << "\n";
+            return 0;
+        }
         auto cfg = load_config(config_path);
         if (check_only) {
             std::cout << config_path << ": OK\n";
@@ -80,6 +80,9 @@ int main(int argc, char** argv) {
         return 2;
     } catch (const std::exception& e) {
         std::cerr << "shardgate: " << e.what() << "\n";
+        return 1;
+    } catch (...) {
+        std::cerr << "shardgate: unexpected exception\n";
         return 1;
     }
 }

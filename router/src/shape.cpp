@@ -332,16 +332,14 @@ bool shape_builder::emit(const token& t, std::uint32_t& pos, statement_shape& st
     // Punctuation: no space inside ( ) [ ] or around . and ::, none before , ; or before ( after a
     // name that is not a reserved word.
     const char c = text[0];
-    if (text == "::") {
-        append(st, text, false, glue::open);
-    } else if (c == '(') {
+    if (c == '(') {
         ++paren_depth_;
         const bool call = prev_ == glue::word && !spaced_before_paren(last_word_);
         append(st, text, !call, glue::open);
     } else if (c == ')') {
         --paren_depth_;
         append(st, text, false, glue::none);
-    } else if (c == '[' || c == '.') {
+    } else if (text == "::" || c == '[' || c == '.') {
         append(st, text, false, glue::open);
     } else if (c == ']' || c == ',' || c == ';') {
         append(st, text, false, glue::none);

@@ -3,8 +3,8 @@
 
 #include <string>
 
-#include "admin.hpp"
-#include "config.hpp"
+#include "admin/admin.hpp"
+#include "config/config.hpp"
 
 using namespace shardgate::proxy;
 using kind = admin_command::kind;

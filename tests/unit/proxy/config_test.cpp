@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "config.hpp"
+#include "config/config.hpp"
 #include "shardgate/protocol/scram.hpp"
 
 using namespace shardgate::proxy;

@@ -1,6 +1,6 @@
 // statement_mux: named statements renamed, prepared on demand per server connection, replies
 // re-sequenced so that each client sees exactly what it asked for.
-#include "statement_mux.hpp"
+#include "core/statement_mux.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,0 +1,487 @@
+// Transaction pooling in the data plane (see plane_txn.hpp): the client link and the session's
+// coroutine. The parked server connections are in plane_servers.cpp.
+#include "plane/plane_txn.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "control/session.hpp"
+
+namespace shardgate::proxy {
+namespace {
+
+constexpr std::size_t chunk_size = std::size_t{64} * 1024;
+// Read from a client queued for a connection, at most (then it is no longer read until served).
+constexpr std::size_t queued_input_limit = std::size_t{64} * 1024;
+
+std::span<std::byte> scratch() {
+    thread_local std::vector<std::byte> buf(chunk_size);
+    return buf;
+}
+
+// Sends as much of `b` as the socket takes: the count sent, or -1 when the peer is gone.
+std::ptrdiff_t send_some(int fd, std::span<const std::byte> b) {
+    std::size_t done = 0;
+    while (done < b.size()) {
+        const ssize_t w = ::send(fd, b.data() + done, b.size() - done, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            return -1;
+        }
+        done += static_cast<std::size_t>(w);
+    }
+    return static_cast<std::ptrdiff_t>(done);
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ txn_plane_link
+
+txn_plane_link::txn_plane_link(std::shared_ptr<client_session> s, data_plane& plane, int client_fd)
+    : session_(std::move(s)), s_(*session_), plane_(plane) {
+    client_.fd = client_fd;
+}
+
+txn_plane_link::~txn_plane_link() = default;
+
+void txn_plane_link::start() {
+    plane_.add_resident(shared_from_this());
+    set_nonblocking(client_.fd);
+    if (plane_.stopping()) return end(link_end::client_closed);
+    if (plane_.closing_idle() && s_.client_in_.empty()) return end(link_end::admin_shutdown);
+    refresh_interest();
+    if (!s_.client_in_.empty()) process_client();
+}
+
+void txn_plane_link::prefetch(int stage) const noexcept {
+    if (stage == 0) {
+        prefetch_bytes(this, sizeof *this);
+        return;
+    }
+    // While it ended or asks its worker for a connection, the worker may be using the session.
+    if (ended_ || acquiring_) return;
+    switch (stage) {
+        case 1:
+            prefetch_bytes(&s_, sizeof s_);
+            if (server_) prefetch_bytes(server_.get(), sizeof(plane_server));
+            return;
+        case 2:
+            s_.mux_.prefetch();
+            __builtin_prefetch(s_.client_in_.pending().data());
+            __builtin_prefetch(s_.to_server_.view().data());
+            __builtin_prefetch(s_.client_out_.view().data());
+            if (s_.conn_) prefetch_bytes(s_.conn_.get(), sizeof(pool::server_conn));
+            if (const auto* next = parked_candidate()) prefetch_bytes(next, sizeof *next);
+            return;
+        default: {  // the parked connection take() will compare: its state, then its key
+            const auto* next = parked_candidate();
+            if (next == nullptr || !next->conn) return;
+            if (stage == 3)
+                prefetch_bytes(next->conn.get(), sizeof(pool::server_conn));
+            else
+                __builtin_prefetch(next->conn->applied_key.data());
+            return;
+        }
+    }
+}
+
+const plane_server* txn_plane_link::parked_candidate() const {
+    // With splitting the pool is chosen per transaction: no guess.
+    if (server_ || s_.split_) return nullptr;
+    return plane_.servers().next_parked(s_.pool_->pool.get());
+}
+
+void txn_plane_link::wake_session(plane_request req) {
+    // The session's coroutine runs on its own worker; the request is set and read there.
+    // The client socket object stays with the session (its fd is ours): its executor is the
+    // session's, and reading it is safe from any thread.
+    asio::post(s_.client_.socket().get_executor(), [s = session_, req] {
+        s->plane_request_ = req;
+        s->plane_wake_ = true;
+        s->server_pump_done_.cancel();
+    });
+}
+
+void txn_plane_link::refresh_interest() {
+    if (ended_) return;
+    // A client queued in the plane is still read (what it sends waits in client_in_, up to a
+    // bound), so the queue costs no epoll_ctl and a client that leaves is seen.
+    const bool read_client =
+        (!acquiring_ || (queued_ && s_.client_in_.pending().size() < queued_input_limit)) &&
+        server_pending_.empty() && client_pending_.empty() && !end_after_flush_;
+    plane_.watch(client_, &client_handler_,
+                 (read_client ? EPOLLIN : 0U) | (client_pending_.empty() ? 0U : EPOLLOUT));
+    if (server_)
+        plane_.watch(
+            server_->reg, server_.get(),
+            (client_pending_.empty() ? EPOLLIN : 0U) | (server_pending_.empty() ? 0U : EPOLLOUT));
+}
+
+void txn_plane_link::on_client_event(std::uint32_t events) {
+    if (ended_) return;
+    if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && !client_pending_.empty()) {
+        if (!flush_pending(true)) return;
+    }
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) read_client();
+}
+
+void txn_plane_link::on_server_event(std::uint32_t events) {
+    if (ended_) return;
+    if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && !server_pending_.empty()) {
+        if (!flush_pending(false)) return;
+    }
+    if (server_ && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) read_server();
+}
+
+void txn_plane_link::read_client() {
+    if (ended_ || (acquiring_ && !queued_) || end_after_flush_ || !server_pending_.empty() ||
+        !client_pending_.empty())
+        return;
+    auto buf = scratch();
+    for (;;) {
+        const ssize_t n = ::recv(client_.fd, buf.data(), buf.size(), 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            return end(link_end::client_closed);
+        }
+        if (n == 0) return end(link_end::client_closed);
+        const auto got = static_cast<std::size_t>(n);
+        // After Terminate the client is only watched for its close (which cancels work still
+        // running for it); what it sends is dropped, as Postgres reads nothing more.
+        if (!s_.tracker_.terminated()) {
+            if (!s_.client_in_.append(std::span<const std::byte>(buf.data(), got))) {
+                s_.refuse_client_memory();
+                return end(link_end::client_protocol_error);
+            }
+            if (queued_) {
+                // Handled once a connection is handed over (take_over).
+                if (s_.client_in_.pending().size() >= queued_input_limit) {
+                    refresh_interest();
+                    return;
+                }
+                if (got < buf.size()) return;
+                continue;
+            }
+            if (!process_client()) return;
+            if (acquiring_ || !server_pending_.empty() || !client_pending_.empty()) return;
+        }
+        if (got < buf.size()) return;  // drained; level-triggered epoll reports more
+    }
+}
+
+bool txn_plane_link::process_client() {
+    for (;;) {
+        const auto step = s_.txn_client_messages();
+        if (step == client_session::txn_step::failed) {
+            end(link_end::client_protocol_error);
+            return false;
+        }
+        if (step == client_session::txn_step::need_server) {
+            if (attach_parked()) continue;
+            // What the messages before it produced goes out first: once the session's worker
+            // has the request it may write client_out_ itself (fail_attach).
+            if (!send_to_client()) return false;
+            acquiring_ = true;
+            queued_ = true;
+            acquire_since_ = plane_.now();
+            // Asks the pool now (start_acquire) or waits in the plane's queue (take_over).
+            plane_.servers().need(shared_from_this(), &s_.conn_pool());
+            refresh_interest();
+            return !ended_;
+        }
+        break;
+    }
+    if (!send_to_server() || !send_to_client()) return false;
+    if (s_.txn_finished()) {
+        end(link_end::client_closed);
+        return false;
+    }
+    refresh_interest();
+    return true;
+}
+
+bool txn_plane_link::attach_parked() {
+    auto srv = plane_.servers().take(&s_.conn_pool(), s_.plane_session_key());
+    if (!srv) return false;
+    server_ = std::move(srv);
+    server_->user = this;
+    s_.conn_ = std::move(server_->conn);
+    s_.on_server_attached();
+    return true;
+}
+
+std::string_view txn_plane_link::session_key() const {
+    return s_.plane_session_key();
+}
+
+void txn_plane_link::start_acquire(std::chrono::steady_clock::time_point since) {
+    // The session's worker owns client_in_ until acquired(): the plane stops reading.
+    queued_ = false;
+    refresh_interest();
+    acquire_since_ = since;
+    wake_session(plane_request::acquire);
+}
+
+void txn_plane_link::take_over(std::shared_ptr<plane_server> srv) {
+    acquiring_ = false;
+    queued_ = false;
+    server_ = std::move(srv);
+    server_->user = this;
+    s_.conn_ = std::move(server_->conn);
+    s_.on_server_attached();
+    process_client();
+}
+
+void txn_plane_link::acquired(pool::server_pool* pool, bool ok, tcp proto, int fd) {
+    acquiring_ = false;
+    plane_.servers().asked(pool);
+    if (ended_) {
+        // The link ended meanwhile: the session takes its connection back as it is (its socket
+        // was never registered here; plane_server_fd_ still names it).
+        if (hand_back_after_acquire_) {
+            hand_back_after_acquire_ = false;
+            hand_back();
+        }
+        return;
+    }
+    if (ok && fd >= 0) {
+        server_ =
+            std::make_shared<plane_server>(plane_, s_.conn_pool().shared_from_this(), proto, fd);
+        server_->user = this;
+        s_.plane_server_fd_ = -1;
+    }
+    if (!ok) {
+        // The errors the client is owed are in client_out_.
+        if (s_.fatal_sent_) end_after_flush_ = true;
+        if (!send_to_client()) return;
+        if (end_after_flush_ && client_pending_.empty()) return end(link_end::client_closed);
+        refresh_interest();
+        if (!end_after_flush_ && !s_.client_in_.empty()) process_client();
+        return;
+    }
+    process_client();
+}
+
+void txn_plane_link::detach() {
+    plane_.watch(server_->reg, server_.get(), EPOLLIN);
+    server_->conn = s_.take_server();
+    plane_.servers().park(std::move(server_));
+    server_.reset();
+}
+
+bool txn_plane_link::send_to_server() {
+    auto& out = s_.to_server_;
+    if (out.empty()) return true;
+    if (!server_) {  // nothing to send it on (cannot happen: messages need a server)
+        out.clear();
+        return true;
+    }
+    if (!server_pending_.empty()) {
+        server_pending_.insert(server_pending_.end(), out.view().begin(), out.view().end());
+        out.clear();
+        return true;
+    }
+    const auto sent = send_some(server_->reg.fd, out.view());
+    if (sent < 0) {
+        out.clear();
+        end(link_end::server_write_failed);
+        return false;
+    }
+    if (static_cast<std::size_t>(sent) < out.size()) {
+        const auto rest = out.view().subspan(static_cast<std::size_t>(sent));
+        server_pending_.assign(rest.begin(), rest.end());
+        refresh_interest();
+    }
+    out.clear();
+    return true;
+}
+
+bool txn_plane_link::send_to_client() {
+    auto& out = s_.client_out_;
+    if (out.empty()) return true;
+    if (!client_pending_.empty()) {
+        client_pending_.insert(client_pending_.end(), out.view().begin(), out.view().end());
+        out.clear();
+        return true;
+    }
+    const auto sent = send_some(client_.fd, out.view());
+    if (sent < 0) {
+        out.clear();
+        end(link_end::client_write_failed);
+        return false;
+    }
+    if (static_cast<std::size_t>(sent) < out.size()) {
+        const auto rest = out.view().subspan(static_cast<std::size_t>(sent));
+        client_pending_.assign(rest.begin(), rest.end());
+        refresh_interest();
+    }
+    out.clear();
+    return true;
+}
+
+bool txn_plane_link::flush_pending(bool to_client) {
+    auto& pending = to_client ? client_pending_ : server_pending_;
+    const int fd = to_client ? client_.fd : server_->reg.fd;
+    const auto sent = send_some(fd, pending);
+    if (sent < 0) {
+        end(to_client ? link_end::client_write_failed : link_end::server_write_failed);
+        return false;
+    }
+    pending.erase(pending.begin(), pending.begin() + sent);
+    if (!pending.empty()) return true;
+    if (pending.capacity() > chunk_size) pending.shrink_to_fit();
+    if (to_client && end_after_flush_) {
+        end(link_end::client_closed);
+        return false;
+    }
+    refresh_interest();
+    // The side that paused may go on (level-triggered epoll would say so too; saves a wake-up).
+    if (to_client) {
+        if (server_) read_server();
+        if (!ended_ && !server_ && !acquiring_) read_client();
+    } else {
+        read_client();
+    }
+    return !ended_;
+}
+
+void txn_plane_link::read_server() {
+    if (ended_ || !server_ || !client_pending_.empty()) return;
+    auto buf = scratch();
+    for (;;) {
+        const ssize_t n = ::recv(server_->reg.fd, buf.data(), buf.size(), 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            return end(link_end::server_closed);
+        }
+        if (n == 0) return end(link_end::server_closed);
+        const auto got = static_cast<std::size_t>(n);
+        if (!s_.txn_server_bytes(std::span<const std::byte>(buf.data(), got)))
+            return end(link_end::server_protocol_error);
+        if (!send_to_client()) return;
+        if (after_server_data()) return;
+        if (!client_pending_.empty()) return;  // the client is slow: wait for it
+        if (got < buf.size()) return;
+    }
+}
+
+bool txn_plane_link::after_server_data() {
+    if (s_.txn_finished()) {
+        end(link_end::client_closed);
+        return true;
+    }
+    if (!s_.txn_may_detach() || !server_pending_.empty()) return false;
+    // The end of a transaction: the connection is parked for the next client. Whatever the
+    // client sent meanwhile is reported by the (level-triggered) epoll set.
+    detach();
+    if (plane_.closing_idle()) {
+        end(link_end::admin_shutdown);
+        return true;
+    }
+    refresh_interest();
+    return true;
+}
+
+void txn_plane_link::end(link_end why) {
+    if (ended_) return;
+    ended_ = true;
+    end_why_ = why;
+    plane_.watch(client_, &client_handler_, 0);
+    plane_.remove_resident(this);
+    if (acquiring_ && !queued_) {
+        // The worker is in attach_server, using the session: acquired() hands back.
+        hand_back_after_acquire_ = true;
+        return;
+    }
+    hand_back();
+}
+
+void txn_plane_link::hand_back() {
+    s_.end_ = end_why_;
+    if (server_) {
+        // The session settles the connection on its worker (finish_relay).
+        plane_.watch(server_->reg, server_.get(), 0);
+        s_.plane_server_fd_ = server_->reg.fd;
+        s_.plane_server_proto_ = server_->protocol;
+        server_->gone = true;
+        plane_.keep_until_batch_end(server_);
+        server_.reset();
+    }
+    s_.plane_leftover_ = std::move(client_pending_);
+    wake_session(plane_request::ended);
+}
+
+void txn_plane_link::plane_stopping() {
+    end(link_end::client_closed);
+}
+
+void txn_plane_link::plane_closing_idle() {
+    // A client between transactions leaves now; one in a transaction when it ends (detach).
+    if (!server_ && !acquiring_ && !s_.tracker_.terminated() && client_pending_.empty())
+        end(link_end::admin_shutdown);
+}
+
+// ------------------------------------------------------------------ the session's side
+
+awaitable<void> client_session::relay_transaction_mode_in_plane() {
+    // The greeting's connection (if it took one) goes back to the pool at once.
+    if (conn_) detach_server();
+    queue_client_output_ = true;
+    error_code ec;
+    const auto client_proto = client_.socket().local_endpoint(ec).protocol();
+    const int client_fd = client_.socket().release(ec);
+    auto& plane = ctx_.next_data_plane();
+    auto link = std::make_shared<txn_plane_link>(shared_from_this(), plane, client_fd);
+    plane.post([link] { link->start(); });
+    for (;;) {
+        if (!plane_wake_) {
+            server_pump_done_.expires_at(asio::steady_timer::time_point::max());
+            co_await server_pump_done_.async_wait(ec_token(ec));
+            continue;
+        }
+        plane_wake_ = false;
+        const auto req = std::exchange(plane_request_, plane_request::none);
+        if (req == plane_request::ended) break;
+        if (req != plane_request::acquire) continue;
+        // The plane had no parked connection for this client: the pool decides (waits,
+        // opens one, or says why not), then the socket moves to the plane.
+        auto* asked = &conn_pool();
+        const auto since = link->acquire_since();
+        const bool ok = co_await attach_server(since);
+        tcp proto = tcp::v4();
+        int fd = -1;
+        if (ok) {
+            proto = server().socket().local_endpoint(ec).protocol();
+            fd = server().socket().release(ec);
+            plane_server_fd_ = fd;
+            plane_server_proto_ = proto;
+        }
+        plane.post([link, asked, ok, proto, fd] { link->acquired(asked, ok, proto, fd); });
+    }
+    // The link left the plane: the sockets come back to this worker.
+    queue_client_output_ = false;
+    client_.socket().assign(client_proto, client_fd, ec);
+    if (conn_ && plane_server_fd_ >= 0)
+        server().socket().assign(plane_server_proto_, plane_server_fd_, ec);
+    plane_server_fd_ = -1;
+    if (!client_out_.empty() || !plane_leftover_.empty()) {
+        // Replies the plane could not write yet (a slow client) go out before anything else.
+        std::vector<std::byte> rest = std::move(plane_leftover_);
+        rest.insert(rest.end(), client_out_.view().begin(), client_out_.view().end());
+        client_out_.clear();
+        if (end_ != link_end::client_closed && end_ != link_end::client_write_failed)
+            co_await client_.async_write_all(rest, ec);
+    }
+    pumps_stopping_ = true;
+    co_await finish_transaction_mode();
+}
+
+}  // namespace shardgate::proxy

@@ -1,8 +1,0 @@
-// Version string of the shardgate build.
-#include "version.hpp"
-
-namespace shardgate::proxy {
-std::string_view version() {
-    return "0.1.0";
-}
-}  // namespace shardgate::proxy
