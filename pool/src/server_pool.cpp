@@ -40,12 +40,14 @@ void wake(const std::shared_ptr<void>& keep, asio::steady_timer& t,
 }
 
 std::atomic<std::uint64_t> next_conn_id{1};
+std::atomic<std::uint64_t> next_pool_order{1};
 
 }  // namespace
 
 server_pool::server_pool(std::string name, pool_settings s, asio::any_io_executor maint_ex,
                          login_factory login)
     : name_(std::move(name)),
+      order_(next_pool_order.fetch_add(1, std::memory_order_relaxed)),
       maint_ex_(std::move(maint_ex)),
       login_(std::move(login)),
       s_(std::move(s)) {}

@@ -153,6 +153,8 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
 
     [[nodiscard]] pool_stats stats() const;
     [[nodiscard]] const std::string& name() const { return name_; }
+    // The pool's place in the one order checkout_all takes pools in (creation order).
+    [[nodiscard]] std::uint64_t order() const { return order_; }
 
   private:
     struct waiter;
@@ -170,6 +172,7 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
                                        std::unique_ptr<server_conn> c);
 
     const std::string name_;
+    const std::uint64_t order_;
     const asio::any_io_executor maint_ex_;
     const login_factory login_;
     mutable std::mutex mu_;
@@ -200,6 +203,25 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
     std::string last_error_;
     std::mt19937_64 rng_{std::random_device{}()};
 };
+
+// A session's connections from several pools (a statement on several shards, or a primary and
+// a replica), all or none. However the caller lists them, the pools are taken one at a time in
+// one process-wide order (server_pool::order()), so a session only ever waits for a pool while
+// holding pools earlier in that order: two sessions can never each hold what the other waits
+// for. checkout_timeout (and the reserve) count from `since` for every pool. On a failure the
+// connections already taken go back clean (no client has used them) and `failure` says which
+// pool failed and why. Each pool at most once per call: two connections of one pool, taken one
+// after the other, could deadlock two sessions inside that pool.
+struct multi_checkout_result {
+    std::vector<std::unique_ptr<server_conn>> conns;  // in the caller's order; empty on failure
+    checkout_result failure;                          // error_code/error_message when failed
+    std::size_t failed_index = 0;                     // into the caller's list
+    [[nodiscard]] bool ok() const { return !conns.empty(); }
+};
+awaitable<multi_checkout_result> checkout_all(
+    asio::any_io_executor ex, std::vector<std::shared_ptr<server_pool>> pools,
+    std::vector<std::pair<std::string, std::string>> startup_params = {},
+    std::optional<steady::time_point> since = std::nullopt);
 
 // Returns `c` to the pool that opened it (server_conn::home), in state `how`; closes it if that
 // pool is gone. Every connection goes back this way, so none can reach another pool.
