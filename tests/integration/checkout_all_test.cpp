@@ -37,7 +37,10 @@ constexpr auto checkout_timeout = 30s;
 
 struct pools_fixture {
     pg_server server;
-    asio::io_context io;
+    // Like the proxy's workers: each io_context is run by one thread only (a pool wakes a waiter
+    // by posting to the waiter's own executor; its timer is not thread-safe).
+    asio::io_context io{1};
+    asio::io_context io2{1};
     std::vector<std::shared_ptr<sp::server_pool>> pools;
     std::array<std::atomic<int>, 3> in_use{};
     std::array<std::atomic<int>, 3> peak{};
@@ -123,8 +126,9 @@ asio::awaitable<void> session(pools_fixture& f, outcome& o, std::vector<std::siz
     ++o.done;
 }
 
-// Runs the sessions on two threads; each gets a pair from `pairs` (listed in random order) and
-// a random arrival within 100 ms.
+// Runs the sessions on two worker threads, one io_context each, sharing the pools as the proxy's
+// workers do; each session gets a pair from `pairs` (listed in random order) and a random
+// arrival within 100 ms.
 void run_sessions(pools_fixture& f, outcome& o,
                   const std::vector<std::vector<std::size_t>>& pairs) {
     std::mt19937 rng(12345);
@@ -133,11 +137,11 @@ void run_sessions(pools_fixture& f, outcome& o,
         std::shuffle(want.begin(), want.end(), rng);
         const auto delay =
             std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 100)(rng));
-        asio::co_spawn(f.io, session(f, o, want, delay), asio::detached);
+        asio::co_spawn(i % 2 == 0 ? f.io : f.io2, session(f, o, want, delay), asio::detached);
     }
     std::vector<std::thread> threads;
-    for (int i = 0; i < 2; ++i)
-        threads.emplace_back([&f] { f.io.run(); });
+    threads.emplace_back([&f] { f.io.run(); });
+    threads.emplace_back([&f] { f.io2.run(); });
     for (auto& t : threads)
         t.join();
     for (auto& p : f.pools)
