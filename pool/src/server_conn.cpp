@@ -10,22 +10,6 @@
 namespace shardgate::pool {
 namespace pr = shardgate::protocol;
 
-void server_conn::set_param(std::string_view name, std::string_view value) {
-    for (auto& [n, v] : params) {
-        if (n == name) {
-            v = value;
-            return;
-        }
-    }
-    params.emplace_back(name, value);
-}
-
-const std::string* server_conn::param(std::string_view name) const {
-    for (const auto& [n, v] : params)
-        if (n == name) return &v;
-    return nullptr;
-}
-
 std::string startup_key(std::vector<std::pair<std::string, std::string>> params) {
     std::sort(params.begin(), params.end());
     std::string key;

@@ -99,7 +99,7 @@ awaitable<client_session::startup_outcome> client_session::read_startup() {
                     co_return startup_outcome::done;
                 }
             } else {
-                startup_params_.emplace_back(k, v);
+                core_.settings().startup_params.emplace_back(k, v);
             }
         }
         if (minor > 0 || !unknown_options.empty()) {

@@ -15,8 +15,9 @@ namespace pr = shardgate::protocol;
 namespace {}  // namespace
 
 bool client_session::session_idle() const {
-    return !pumps_stopping_ && !tracker_.terminated() && tracker_.server_idle() &&
-           tracker_.txn_status() == 'I' && server_at_boundary_ && client_at_boundary_;
+    return !pumps_stopping_ && !core_.tracker().terminated() && core_.tracker().server_idle() &&
+           core_.tracker().txn_status() == 'I' && core_.server_at_boundary() &&
+           core_.client_at_boundary();
 }
 
 void client_session::close_if_idle() {
@@ -29,7 +30,7 @@ void client_session::close_if_idle() {
             }
             break;
         case relay_kind::asio_transaction:
-            if (!conn_ && !pumps_stopping_ && !tracker_.terminated()) {
+            if (!conn_ && !pumps_stopping_ && !core_.tracker().terminated()) {
                 end_ = link_end::admin_shutdown;
                 stop_client_pump();
             }
@@ -98,35 +99,36 @@ awaitable<void> client_session::pump_client_to_server(
         }
         // After Terminate the client is only watched for its close (which cancels work still
         // running for it); what it sends is dropped, as Postgres reads nothing more.
-        if (tracker_.terminated()) continue;
+        if (core_.tracker().terminated()) continue;
         std::size_t forward = chunk.size();
         const auto err = scanner.feed(chunk, [&](char t, std::span<const std::byte> body, bool) {
-            if (tracker_.terminated()) return;
-            tracker_.on_client(t);
+            if (core_.tracker().terminated()) return;
+            core_.tracker().on_client(t);
             if (t != 'X') return;
             const auto* p = body.data();
             if (p != nullptr && p >= chunk.data() + 5 && p <= chunk.data() + chunk.size())
                 forward = static_cast<std::size_t>(p - chunk.data()) - 5;
             else
-                forward = 0, tracker_.mark_dirty();
+                forward = 0, core_.tracker().mark_dirty();
         });
-        if (err != pr::frame_error::none && !tracker_.terminated()) {
+        if (err != pr::frame_error::none && !core_.tracker().terminated()) {
             end_ = link_end::client_protocol_error;
             client_error_ = err;
             break;
         }
-        client_at_boundary_ = scanner.at_boundary();
+        core_.set_client_at_boundary(scanner.at_boundary());
         if (forward > 0) {
             co_await server().async_write_all(chunk.first(forward), ec);
             if (ec) {
                 if (pumps_stopping_)
-                    tracker_.mark_dirty();  // cut mid-write: the server has part of it
+                    core_.tracker().mark_dirty();  // cut mid-write: the server has part of it
                 else
                     end_ = link_end::server_write_failed;
                 break;
             }
         }
-        if (tracker_.terminated() && tracker_.server_idle() && server_at_boundary_) {
+        if (core_.tracker().terminated() && core_.tracker().server_idle() &&
+            core_.server_at_boundary()) {
             end_ = link_end::client_closed;
             break;
         }
@@ -147,11 +149,11 @@ awaitable<void> client_session::pump_server_to_client(
         }
         const auto err = scanner.feed(chunk, [&](char type, std::span<const std::byte> body, bool) {
             if (type == 'Z') {
-                tracker_.on_ready(body.empty() ? 'I' : static_cast<char>(body[0]));
+                core_.tracker().on_ready(body.empty() ? 'I' : static_cast<char>(body[0]));
             } else if (type == 'E') {
                 auto e = pr::be::decode_error_response(body);
                 if (e && (e->severity() == "FATAL" || e->severity() == "PANIC"))
-                    tracker_.on_fatal();
+                    core_.tracker().on_fatal();
             }
         });
         if (err != pr::frame_error::none) {
@@ -159,7 +161,7 @@ awaitable<void> client_session::pump_server_to_client(
             break;
         }
         co_await client_.async_write_all(chunk, ec);
-        server_at_boundary_ = scanner.at_boundary();
+        core_.set_server_at_boundary(scanner.at_boundary());
         if (ec) {
             end_ = link_end::client_write_failed;
             break;
@@ -168,7 +170,8 @@ awaitable<void> client_session::pump_server_to_client(
             end_ = link_end::admin_shutdown;
             break;
         }
-        if (tracker_.terminated() && tracker_.server_idle() && server_at_boundary_) {
+        if (core_.tracker().terminated() && core_.tracker().server_idle() &&
+            core_.server_at_boundary()) {
             end_ = link_end::client_closed;
             break;
         }
@@ -179,14 +182,13 @@ awaitable<void> client_session::pump_server_to_client(
 awaitable<void> client_session::finish_relay() {
     // Decides what the client hears and what happens to the server connection.
     auto ex = client_.socket().get_executor();
-    conn_->txn_status = tracker_.txn_status();
-    const bool server_clean = tracker_.server_idle() && server_at_boundary_ &&
-                              client_at_boundary_ && !tracker_.dirty() &&
-                              !tracker_.server_fatal() && server().is_open();
+    conn_->txn_status = core_.tracker().txn_status();
+    const bool server_open = server().is_open();
+    const bool server_clean = core_.server_clean(server_open);
     switch (end_) {
         case link_end::client_closed:
         case link_end::client_write_failed:
-            if (!server_clean && !tracker_.server_idle() && key_issued_) {
+            if (!server_clean && !core_.tracker().server_idle() && key_issued_) {
                 // Nobody can read the answer any more: stop the server's work rather than
                 // let it run to completion unobserved.
                 if (auto target = ctx_.cancels.find(key_)) co_await async_send_cancel(ex, *target);
@@ -197,7 +199,7 @@ awaitable<void> client_session::finish_relay() {
             break;
         case link_end::server_closed:
         case link_end::server_write_failed:
-            if (!tracker_.terminated()) co_await report_server_lost();
+            if (!core_.tracker().terminated()) co_await report_server_lost();
             break;
         case link_end::server_protocol_error:
             spdlog::error("server for database {} sent a malformed stream, closing",
@@ -207,22 +209,17 @@ awaitable<void> client_session::finish_relay() {
             co_await send_admin_shutdown();
             break;
     }
-    const bool reusable =
-        server_clean && (end_ == link_end::client_closed || end_ == link_end::client_write_failed ||
-                         end_ == link_end::admin_shutdown);
+    const auto d = core_.end_disposition(end_, server_open, pool_->cfg.mode == pool_mode::session);
     client_.close();
-    co_await release_server(reusable);
+    co_await release_server(d);
 }
 
-awaitable<void> client_session::release_server(bool reusable) {
+awaitable<void> client_session::release_server(backend_disposition d) {
     if (!conn_) co_return;
-    // Session mode resets every connection (the pool rolls back a transaction the client left
-    // open, runs server_reset_query, and closes a backend with temporary objects); transaction
-    // mode only one whose client left session state behind (pinned) or a transaction open.
-    const bool reset = pool_->cfg.mode == pool_mode::session || pinned_ || conn_->txn_status != 'I';
-    pool::give_back(std::move(conn_), !reusable ? pool::conn_state::poisoned
-                                      : reset   ? pool::conn_state::dirty
-                                                : pool::conn_state::clean);
+    pool::give_back(std::move(conn_), d == backend_disposition::poisoned
+                                          ? pool::conn_state::poisoned
+                                      : d == backend_disposition::dirty ? pool::conn_state::dirty
+                                                                        : pool::conn_state::clean);
     co_return;
 }
 
@@ -240,9 +237,10 @@ awaitable<void> client_session::send_admin_shutdown() {
 awaitable<void> client_session::reject_client_stream(protocol::frame_error err) {
     // Postgres answers an oversized or malformed message with a FATAL error.
     spdlog::info("client {}@{}: {}, closing", user_name_, database_name_, pr::to_string(err));
-    if (!server_at_boundary_ || !tracker_.server_idle()) co_return;  // would corrupt the stream
+    if (!core_.server_at_boundary() || !core_.tracker().server_idle())
+        co_return;  // would corrupt the stream
     const bool too_large = err == pr::frame_error::too_large;
-    if (client_memory_refused_) {
+    if (core_.client_memory_refused()) {
         const std::string msg = "out of memory: shardgate holds max_client_memory (" +
                                 std::to_string(ctx_.client_memory->limit()) +
                                 " bytes) of partly received messages for all clients";
@@ -261,7 +259,8 @@ awaitable<void> client_session::reject_client_stream(protocol::frame_error err) 
 awaitable<void> client_session::report_server_lost() {
     // An error can only be injected between messages; the server's own FATAL already told the
     // client why it is going away.
-    if (tracker_.server_fatal() || !server_at_boundary_ || !client_.is_open()) co_return;
+    if (core_.tracker().server_fatal() || !core_.server_at_boundary() || !client_.is_open())
+        co_return;
     co_await send_error(
         {pr::severity::fatal, pr::sqlstate::connection_failure,
          "server closed the connection unexpectedly",
@@ -290,7 +289,7 @@ awaitable<void> client_session::relay_in_data_plane() {
     const auto server_proto = server().socket().local_endpoint(ec).protocol();
     auto link = std::make_shared<relay_link>(client_.socket().release(ec),
                                              server().socket().release(ec), cfg_->max_message_size);
-    link->tracker = tracker_;
+    link->tracker = core_.tracker();
     // The data plane wakes this coroutine through its own executor once the link ends.
     auto done = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
     link->on_end = [ex, done] { asio::post(ex, [done] { done->cancel(); }); };
@@ -301,9 +300,9 @@ awaitable<void> client_session::relay_in_data_plane() {
     // Back on this worker: take the sockets and the relay's findings back.
     client_.socket().assign(client_proto, link->client_fd, ec);
     server().socket().assign(server_proto, link->server_fd, ec);
-    tracker_ = link->tracker;
-    server_at_boundary_ = link->server_at_boundary;
-    client_at_boundary_ = link->client_scanner.at_boundary();
+    core_.tracker() = link->tracker;
+    core_.set_server_at_boundary(link->server_at_boundary);
+    core_.set_client_at_boundary(link->client_scanner.at_boundary());
     end_ = link->reason;
     client_error_ = link->client_error;
     co_await finish_relay();

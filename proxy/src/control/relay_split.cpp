@@ -67,7 +67,7 @@ void client_session::start_splitting() {
     st.session = st.startup;
     split_->options.route_by_first_statement =
         pool_->split->config().transaction_routing == transaction_routing_policy::first_statement;
-    for (const auto& [k, v] : startup_settings()) {
+    for (const auto& [k, v] : core_.settings().startup_settings()) {
         if (k.rfind("shardgate.", 0) == 0) rt::apply_startup_setting(st, k, v);
     }
 }
@@ -165,11 +165,11 @@ void client_session::split_hold(std::string_view sql, std::string_view tag, std:
         sp.held += "\n;";  // after a trailing -- comment too
     }
     sp.held.append(sql);
-    client_in_.consume(consumed);  // `sql` pointed into it
-    tracker_.on_client('Q');
-    pr::be::encode(client_out_, pr::be::command_complete{std::string(tag)});
-    pr::be::encode(client_out_, pr::be::ready_for_query{'T'});
-    tracker_.on_ready('T');
+    core_.client_in().consume(consumed);  // `sql` pointed into it
+    core_.tracker().on_client('Q');
+    pr::be::encode(core_.client_out(), pr::be::command_complete{std::string(tag)});
+    pr::be::encode(core_.client_out(), pr::be::ready_for_query{'T'});
+    core_.tracker().on_ready('T');
 }
 
 bool client_session::split_route_start() {
@@ -185,7 +185,7 @@ bool client_session::split_route_start() {
     sp.count_at_end = false;
     // The transaction's first statement: a Query, a Parse, or a Bind of a named statement.
     const pr::frame_decoder dec(cfg_->max_message_size);
-    auto in = client_in_.pending();
+    auto in = core_.client_in().pending();
     std::string_view sql;
     std::string statement;  // a named statement's: classified once, at its Parse
     bool at_parse = false;
@@ -195,7 +195,7 @@ bool client_session::split_route_start() {
         const char t = f.msg.type;
         if (t == 'Q') {
             sql = cstring(f.msg.body).first;
-            if (in.size() == client_in_.pending().size()) first_query = f.consumed;
+            if (in.size() == core_.client_in().pending().size()) first_query = f.consumed;
             found = true;
         } else if (t == 'P') {
             const auto [name, rest] = cstring(f.msg.body);
@@ -207,7 +207,7 @@ bool client_session::split_route_start() {
             const auto [portal, rest] = cstring(f.msg.body);
             (void)portal;
             statement.assign(cstring(rest).first);
-            sql = mux_.statement_text(statement);
+            sql = core_.mux().statement_text(statement);
             found = !sql.empty();
         } else if (t == 'S' || t == 'F' || t == 'X') {
             break;
@@ -311,7 +311,7 @@ void client_session::split_statement(char type, std::span<const std::byte> body)
         (void)portal;
         const std::string name(cstring(rest).first);
         if (name.empty()) return;  // the unnamed statement: routed at its Parse
-        const auto sql = mux_.statement_text(name);
+        const auto sql = core_.mux().statement_text(name);
         if (sql.empty()) return;
         (void)split_route_text(sql, name, false);
     }
@@ -368,6 +368,36 @@ void client_session::split_tail_lsn(std::string_view value) {
         sp.commit_at.reset();
         sp.report_lsn = true;
     }
+}
+
+std::string client_session::take_held() {
+    return std::exchange(split_->held, std::string());
+}
+
+std::optional<std::vector<std::byte>> client_session::replacement(char type,
+                                                                  std::span<const std::byte> body) {
+    std::optional<std::vector<std::byte>> r;
+    if (split_->held_overflow && type == 'Q') {
+        r = held_limit_refusal(body);
+        split_->held_overflow = false;
+    }
+    if (split_->error && (type == 'Q' || type == 'P')) {
+        // A shardgate.* setting with a value it cannot route by: the server says so.
+        r = setting_refusal(type, r ? std::span<const std::byte>(*r) : body, *split_->error);
+        split_->error.reset();
+    }
+    return r;
+}
+
+std::optional<std::string> client_session::on_ready(char status, bool lsn_tail,
+                                                    std::string_view tail_value) {
+    auto& sp = *split_;
+    if (lsn_tail && sp.lsn_tails_answered < sp.lsn_tails_sent)
+        split_tail_lsn(tail_value);  // before the client hears of the commit
+    split_ready(status);
+    if (!sp.report_lsn) return std::nullopt;
+    sp.report_lsn = false;
+    return pool::format_lsn(sp.state.last_write_lsn);
 }
 
 void client_session::split_ready(char status) {

@@ -142,26 +142,12 @@ awaitable<bool> client_session::fail_attach(const pool::checkout_result& res) {
         // client sees ReadyForQuery 'I' below).
         split_->state = split_->held_from;
         split_->held.clear();
-        tracker_.on_ready('I');
+        core_.tracker().on_ready('I');
     }
-    // Not FATAL: the client may try again. Each reply it is owed (a Query, a Sync, a
-    // function call among the messages now dropped) is an error + ReadyForQuery.
     const std::string msg = "shardgate: " + res.error_message;
-    const std::string code = res.error_code;
     spdlog::info("database {} user {}: no server connection: {}", database_name_, user_name_,
                  res.error_message);
-    std::size_t owed = 0;
-    const pr::frame_decoder dec(cfg_->max_message_size);
-    auto in = client_in_.pending();
-    for (auto f = dec.feed(in); f.status == pr::frame_status::ok; f = dec.feed(in)) {
-        if (f.msg.type == 'Q' || f.msg.type == 'S' || f.msg.type == 'F') ++owed;
-        in = in.subspan(f.consumed);
-        client_in_.consume(f.consumed);
-    }
-    for (std::size_t i = 0; i < std::max<std::size_t>(owed, 1); ++i) {
-        pr::encode_error(out_, {pr::severity::error, code, msg});
-        pr::be::encode(out_, pr::be::ready_for_query{'I'});
-    }
+    core_.fail_waiting(res.error_code, msg, out_);
     co_await flush_out();
     co_return false;
 }
@@ -176,11 +162,8 @@ void client_session::on_server_attached() {
     } else {
         ctx_.cancels.set_target(key_, cancel_target{db_->host, db_->port, conn_->key});
     }
-    mux_.attach(&conn_->prepared);
+    core_.attach(*conn_);
     ++attach_generation_;
-    // Each attachment starts at a message boundary of the server's stream.
-    server_in_.clear();
-    server_at_boundary_ = true;
 }
 
 std::unique_ptr<server_conn> client_session::take_server() {
@@ -188,7 +171,7 @@ std::unique_ptr<server_conn> client_session::take_server() {
         cancel_slot_->clear();
     else
         ctx_.cancels.clear_target(key_);
-    mux_.detach();
+    core_.detach();
     conn_->txn_status = 'I';
     return std::move(conn_);
 }

@@ -32,9 +32,8 @@ client_session::client_session(proxy_context& ctx, tcp::socket sock)
       cfg_(ctx.live_config()),
       client_(std::move(sock)),
       login_deadline_(client_.socket().get_executor()),
+      core_(ctx.prepared, cfg_->max_prepared_statements, ctx.client_memory.get()),
       server_pump_done_(client_.socket().get_executor()),
-      mux_(ctx.prepared, cfg_->max_prepared_statements),
-      client_in_(ctx.client_memory.get()),
       client_drained_(client_.socket().get_executor()) {
     ctx_.clients.fetch_add(1, std::memory_order_relaxed);
 }
@@ -64,7 +63,7 @@ void client_session::close_all() {
 awaitable<bool> client_session::flush_out() {
     if (out_.empty()) co_return true;
     if (queue_client_output_) {
-        client_out_.bytes(out_.view());
+        core_.client_out().bytes(out_.view());
         out_.clear();
         co_return true;
     }
@@ -134,8 +133,8 @@ awaitable<bool> client_session::login_to_server() {
     if (txn) {
         // Transaction pooling: a login like an earlier one is greeted as that one was, and
         // its first transaction takes a server connection like every later one.
-        const auto cached =
-            pool_->cached_greeting(pool::startup_key(startup_params_), pool::steady::now());
+        const auto cached = pool_->cached_greeting(
+            pool::startup_key(core_.settings().startup_params), pool::steady::now());
         if (cached) {
             server_tls_ = cached->server_tls;
             key_ = ctx_.cancels.issue();
@@ -149,7 +148,7 @@ awaitable<bool> client_session::login_to_server() {
     // Transaction pooling shares connections between clients transaction by transaction:
     // they are opened without client parameters, which are applied per checkout instead.
     static const std::vector<std::pair<std::string, std::string>> none;
-    const auto& params = txn ? none : startup_params_;
+    const auto& params = txn ? none : core_.settings().startup_params;
     auto res = co_await pool_->pool->checkout(client_.socket().get_executor(), params);
     // Session mode: RESET returns a connection to the startup parameters it was opened with,
     // so one opened with another client's (or with none) would leak them into this session, or
@@ -196,7 +195,7 @@ awaitable<bool> client_session::login_to_server() {
     ctx_.cancels.set_target(key_, cancel_target{db_->host, db_->port, conn_->key});
     if (txn) {
         pool_->remember_greeting(
-            pool::startup_key(startup_params_),
+            pool::startup_key(core_.settings().startup_params),
             {conn_->params, server_tls_, pool::steady::now() + pool_entry::greeting_ttl});
     }
     // The parameters are the connection's, after the client's settings were applied.
@@ -213,93 +212,6 @@ awaitable<bool> client_session::send_greeting(
     co_return co_await flush_out();
 }
 
-namespace {
-
-// An E'' literal: valid whatever standard_conforming_strings says.
-void append_literal(std::string& sql, std::string_view v) {
-    sql += "E'";
-    for (char ch : v) {
-        if (ch == '\'' || ch == '\\') sql += ch;
-        sql += ch;
-    }
-    sql += '\'';
-}
-
-// Splits a startup `options` value into -c name=value / --name=value settings, as the
-// Postgres backend reads it (whitespace separates words, backslash escapes the next char).
-// Returns false for anything else.
-bool parse_options(std::string_view opts, std::vector<std::pair<std::string, std::string>>& out,
-                   std::string& bad) {
-    std::vector<std::string> words;
-    std::string cur;
-    bool in_word = false;
-    for (std::size_t i = 0; i < opts.size(); ++i) {
-        const char ch = opts[i];
-        if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v') {
-            if (in_word) words.push_back(std::move(cur)), cur.clear(), in_word = false;
-            continue;
-        }
-        in_word = true;
-        if (ch == '\\' && i + 1 < opts.size()) {
-            cur += opts[++i];
-        } else {
-            cur += ch;
-        }
-    }
-    if (in_word) words.push_back(std::move(cur));
-    for (std::size_t i = 0; i < words.size(); ++i) {
-        std::string setting;
-        if (words[i] == "-c" && i + 1 < words.size()) {
-            setting = words[++i];
-        } else if ((words[i].rfind("-c", 0) == 0 || words[i].rfind("--", 0) == 0) &&
-                   words[i].size() > 2) {
-            setting = words[i].substr(2);
-        } else {
-            bad = words[i];
-            return false;
-        }
-        const auto eq = setting.find('=');
-        if (eq == std::string::npos || eq == 0) {
-            bad = setting;
-            return false;
-        }
-        auto name = setting.substr(0, eq);
-        for (auto& ch : name)
-            if (ch == '-') ch = '_';  // --statement-timeout=... as Postgres accepts it
-        out.emplace_back(std::move(name), setting.substr(eq + 1));
-    }
-    return true;
-}
-
-}  // namespace
-
-std::vector<std::pair<std::string, std::string>> client_session::startup_settings() const {
-    std::vector<std::pair<std::string, std::string>> out;
-    for (const auto& [k, v] : startup_params_) {
-        std::string bad;
-        if (k == "options") {
-            (void)parse_options(v, out, bad);  // refused at login if bad
-        } else {
-            out.emplace_back(k, v);
-        }
-    }
-    return out;
-}
-
-std::string client_session::set_config_sql(
-    const std::vector<std::pair<std::string, std::string>>& settings) {
-    std::string sql;
-    for (const auto& [k, v] : settings) {
-        sql += sql.empty() ? "SELECT " : ", ";
-        sql += "pg_catalog.set_config(";
-        append_literal(sql, k);
-        sql += ", ";
-        append_literal(sql, v);
-        sql += ", false)";
-    }
-    return sql;
-}
-
 awaitable<bool> client_session::apply_startup_params() {
     // Server connections are opened with only user and database; each client's startup
     // parameters (and -c settings in `options`) are applied with set_config(), which reads
@@ -310,10 +222,11 @@ awaitable<bool> client_session::apply_startup_params() {
     // returns it to the server's defaults (it was opened with none), then ours are applied
     // (startup parameters, then the client's SET statements), all in one round trip.
     const bool txn = pool_->cfg.mode == pool_mode::transaction;
-    const auto my_key = txn ? current_session_key() : pool::startup_key(startup_params_);
+    const auto my_key = txn ? core_.settings().current_session_key()
+                            : pool::startup_key(core_.settings().startup_params);
     if ((txn ? conn_->applied_key : conn_->startup_key) == my_key) co_return true;
     std::vector<std::pair<std::string, std::string>> wanted;
-    for (const auto& [k, v] : startup_params_) {
+    for (const auto& [k, v] : core_.settings().startup_params) {
         if (k == "options") {
             std::string bad;
             if (!parse_options(v, wanted, bad)) {
@@ -348,7 +261,7 @@ awaitable<bool> client_session::apply_startup_params() {
     std::string sql = set_config_sql(to_set);
     if (txn) {
         sql = "RESET ALL" + (sql.empty() ? std::string() : "; " + sql);
-        for (const auto& [name, stmt] : settings_)
+        for (const auto& [name, stmt] : core_.settings().replayed())
             sql += "; " + stmt;
         conn_->applied.clear();
     }

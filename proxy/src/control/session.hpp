@@ -15,6 +15,7 @@
 #include "control/pools.hpp"
 #include "core/byte_queue.hpp"
 #include "core/statement_mux.hpp"
+#include "core/txn_core.hpp"
 #include "plane/data_plane.hpp"
 #include "shardgate/protocol/errors.hpp"
 #include "shardgate/protocol/exchange_tracker.hpp"
@@ -36,7 +37,7 @@ std::string_view to_string(session_phase p);
 
 class txn_plane_link;
 
-class client_session : public std::enable_shared_from_this<client_session> {
+class client_session : public std::enable_shared_from_this<client_session>, private txn_routing {
     friend class txn_plane_link;
 
   public:
@@ -77,16 +78,11 @@ class client_session : public std::enable_shared_from_this<client_session> {
     void split_hold(std::string_view sql, std::string_view tag, std::size_t consumed);
     void split_statement(char type, std::span<const std::byte> body);
     void split_ready(char status);
-    // Read-your-writes and instance consistency: the client message `type` must be followed by
-    // a tail asking the primary for its insert LSN (a committed write's LSN is not known yet).
-    bool wants_lsn_tail(char type, std::span<const std::byte> body);
     // Bookkeeping for wants_lsn_tail, per routed client message and per tail sent.
     void split_count_write(char type, std::span<const std::byte> body);
     void split_sent_lsn_tail();
     // A tail's answer (the LSN as text, "" if it failed): the write is known to be there.
     void split_tail_lsn(std::string_view value);
-    static constexpr std::string_view lsn_tail_sql =
-        "SELECT pg_catalog.pg_current_wal_insert_lsn()::text";
     // `statement`: a named prepared statement's name, classified once at its Parse
     // (`at_parse`) and kept with the session; "" for a Query or the unnamed statement.
     router::route_decision split_route_text(std::string_view sql, std::string_view statement = {},
@@ -97,15 +93,6 @@ class client_session : public std::enable_shared_from_this<client_session> {
     // Read-your-writes: the pending commit's LSN once the monitor has sampled the primary
     // after it.
     void split_note_commit();
-    // The client's startup parameters as settings (`options` split into its -c settings).
-    [[nodiscard]] std::vector<std::pair<std::string, std::string>> startup_settings() const;
-    // SELECT pg_catalog.set_config(name, value, false), ... for `settings`.
-    static std::string set_config_sql(
-        const std::vector<std::pair<std::string, std::string>>& settings);
-    // Transaction pooling: a RESET / RESET ALL / DISCARD ALL Query that would return startup
-    // parameters to the server's defaults (connections are opened without them): the
-    // statement that puts them back after it (see statement_mux::client_query_with_tail).
-    bool reset_tail(std::string_view sql, std::string& tail) const;
     // Queues the server's ErrorResponse `whole` for the client with severity FATAL.
     void fatal_from_error(std::span<const std::byte> whole);
     awaitable<bool> send_greeting(const std::vector<std::pair<std::string, std::string>>& params);
@@ -121,22 +108,29 @@ class client_session : public std::enable_shared_from_this<client_session> {
     void stop_pumps();
     // relay_txn.cpp: transaction pooling. The message handling is synchronous and shared by
     // the Asio loop below and the data plane (plane_txn.cpp).
-    enum class txn_step : std::uint8_t {
-        done,         // every complete message was handled
-        need_server,  // a message waits for a server connection (nothing consumed)
-        failed,       // malformed or oversized message: end_ / client_error_ say which
-    };
-    txn_step txn_client_messages();  // client_in_ -> to_server_ / client_out_
-    // Its parts: a client message's effect on the session, once SET / RESET / DISCARD ALL
-    // that can be replayed are tracked (pending_settings_); and what is sent for it.
-    router::session_effect txn_track_settings(char t, std::span<const std::byte> body,
-                                              bool& discard_all);
-    void txn_forward(char t, std::span<const std::byte> body, std::span<const std::byte> original,
-                     router::session_effect effect, const std::optional<std::string>& dealloc);
-    bool txn_server_bytes(std::span<const std::byte> chunk);  // -> client_out_; false: malformed
-    [[nodiscard]] bool txn_server_settled() const;            // nothing owed, at a message boundary
-    [[nodiscard]] bool txn_may_detach() const;                // the transaction is over
-    [[nodiscard]] bool txn_finished() const;  // Terminate, and nothing left to answer
+    // The core (core/txn_core.hpp), with what its actions mean for this session: end_ and
+    // client_error_ when it closes, the log when it pins.
+    txn_action txn_resume(const txn_event& e);
+    // What the client sent that client_in() holds (after a connection was attached, say).
+    txn_action txn_resume_client() { return txn_resume(txn_event{}); }
+    [[nodiscard]] bool txn_may_detach() const { return core_.may_detach(); }
+    [[nodiscard]] bool txn_finished() const { return core_.finished(); }
+    // txn_routing: read/write splitting's part in the core's steps (relay_split.cpp).
+    bool route_start() override { return split_route_start(); }
+    std::string take_held() override;
+    void on_client_message(char type, std::span<const std::byte> body) override {
+        split_statement(type, body);
+        split_count_write(type, body);
+    }
+    std::optional<std::vector<std::byte>> replacement(char type,
+                                                      std::span<const std::byte> body) override;
+    // Read-your-writes and instance consistency: the client message `type` must be followed by
+    // a tail asking the primary for its insert LSN (a committed write's LSN is not known yet).
+    bool wants_lsn_tail(char type, std::span<const std::byte> body) override;
+    void sent_lsn_tail() override { split_sent_lsn_tail(); }
+    std::optional<std::string> on_ready(char status, bool lsn_tail,
+                                        std::string_view tail_value) override;
+    void forget_prepared() override { split_->prepared.clear(); }
     awaitable<void> relay_transaction_mode();
     awaitable<void> relay_transaction_mode_in_plane();
     awaitable<void> finish_transaction_mode();
@@ -162,19 +156,17 @@ class client_session : public std::enable_shared_from_this<client_session> {
     void stop_client_pump();
     awaitable<void> flush_client(error_code& ec);
     awaitable<void> finish_relay();
-    awaitable<void> release_server(bool reusable);
+    awaitable<void> release_server(backend_disposition d);
     awaitable<void> report_server_lost();
     awaitable<void> drain_client();
     awaitable<void> reject_client_stream(protocol::frame_error err);
     // max_client_memory is used up: the client's message cannot be held (FATAL 53200 when
     // the session ends, as reject_client_stream sends).
     void refuse_client_memory() {
-        client_in_.clear();  // what it held goes back to the budget at once
+        core_.refuse_client_memory();
         end_ = link_end::client_protocol_error;
         client_error_ = protocol::frame_error::too_large;
-        client_memory_refused_ = true;
     }
-    bool client_memory_refused_ = false;
     awaitable<void> send_admin_shutdown();
     // SIGINT: this session leaves now if no transaction is in flight (else when it ends).
     void close_if_idle();
@@ -209,26 +201,17 @@ class client_session : public std::enable_shared_from_this<client_session> {
     bool key_issued_ = false;
     std::shared_ptr<cancel_registry::slot> cancel_slot_;  // transaction pooling's fast path
 
-    // Relay state, shared by the two pumps (one thread: no locking) or copied back from the
-    // data plane.
-    protocol::exchange_tracker tracker_;
-    bool server_at_boundary_ = true;  // bytes relayed to the client end at a message boundary
-    bool client_at_boundary_ = true;  // bytes relayed to the server end at a message boundary
+    // The protocol state (exchange tracker, statements, settings, buffers): shared by the two
+    // pumps (one thread: no locking) and by the data plane while it relays.
+    txn_core core_;
     bool pumps_stopping_ = false;
-    // Transaction pooling.
-    bool pinned_ = false;  // session state on the server: keeps its connection to the end
     bool fatal_sent_ = false;
     bool server_tls_ = false;  // the pool's server connections use TLS (not for the data plane)
     bool server_pump_running_ = false;
     std::unique_ptr<split_session> split_;  // read/write splitting; null when not splitting
     std::uint64_t attach_generation_ = 0;
     asio::steady_timer server_pump_done_;
-    statement_mux mux_;
-    byte_queue client_in_;
-    byte_queue server_in_;
-    protocol::write_buffer to_server_;
-    protocol::write_buffer client_out_;      // for the client, queued while another writes
-    protocol::write_buffer client_sending_;  // being written
+    protocol::write_buffer client_sending_;  // being written (client_out() is queued)
     bool client_writing_ = false;
     // The Asio transaction loop stops reading the server while this much waits for the client.
     static constexpr std::size_t client_out_limit = 256 * 1024;
@@ -236,7 +219,7 @@ class client_session : public std::enable_shared_from_this<client_session> {
     static constexpr std::size_t max_owed_replies = 16 * 1024;
     asio::steady_timer client_drained_;  // cancelled when a flush_client ends
     // In the data plane the client socket belongs to the plane: errors are queued in
-    // client_out_ for it to send (flush_out, send_error).
+    // the core's client_out() for it to send (flush_out, send_error).
     bool queue_client_output_ = false;
     // The plane's requests to this session's coroutine (plane_txn.cpp), on its executor.
     plane_request plane_request_ = plane_request::none;
@@ -245,27 +228,14 @@ class client_session : public std::enable_shared_from_this<client_session> {
     int plane_server_fd_ = -1;
     tcp plane_server_proto_ = tcp::v4();
     std::vector<std::byte> plane_leftover_;  // for the client, not yet written by the plane
-    std::vector<std::byte> refused_;  // a refused statement's replacement (transaction_pinning)
-    // Session settings (SET/RESET outside transactions) replayed on every connection the
-    // client gets: parameter name -> the client's statement, in order.
-    std::vector<std::pair<std::string, std::string>> settings_;
-    std::vector<std::pair<router::tracked_setting, std::string>> pending_settings_;
-    bool pending_settings_failed_ = false;
-    bool pending_settings_unexecuted_ = false;  // parsed, but no Execute came yet
-    // startup parameters + settings_: what applied_key must equal for a connection to be ours.
-    [[nodiscard]] std::string session_key() const;
-    const std::string& current_session_key();  // session_key(), cached
     // What a connection parked in a data plane must match to be handed over there: the
     // session key, or (a replica must be asked whether it replayed enough first, which the
     // worker does at attach time) nothing.
     std::string_view plane_session_key() {
         static constexpr std::string_view never = "\x03verify";  // no applied_key is this
         if (split_ && (split_->verify_lsn != 0 || split_->global_read)) return never;
-        return current_session_key();
+        return core_.settings().current_session_key();
     }
-    std::string session_key_cache_;
-    bool session_key_valid_ = false;
-    void commit_settings();
     link_end end_ = link_end::client_closed;
     protocol::frame_error client_error_ = protocol::frame_error::none;
 };

@@ -116,78 +116,16 @@ void statement_mux::client_message(char type, std::span<const std::byte> body,
         return drain(to_client);
     }
     switch (type) {
-        case 'P': {
-            auto [name, rest] = cstring(body);
-            if (name.empty()) {
-                forward(to_server, type, body);
-                push(expect::parse);
-                break;
-            }
-            std::string n(name);
-            if (statements_.count(n) != 0) {
-                fail("42P05", "prepared statement \"" + n + "\" already exists");
-                break;
-            }
-            client_statement s{registry_.intern(rest), {rest.begin(), rest.end()}};
-            const auto& st = statements_.emplace(n, std::move(s)).first->second;
-            // Sent, its ParseComplete goes to the client; already there, shardgate owes one.
-            if (ensure_prepared(st, to_server, expect::parse, n))
-                push(expect::synth_parse, st.id, {{}, {}, n, {}});
+        case 'P':
+            client_parse(body, to_server);
             break;
-        }
-        case 'B': {
-            auto [portal, after_portal] = cstring(body);
-            auto [stmt, rest] = cstring(after_portal);
-            if (stmt.empty()) {
-                forward(to_server, type, body);
-                push(expect::bind);
-                break;
-            }
-            auto it = statements_.find(std::string(stmt));
-            if (it == statements_.end()) {
-                fail("26000", "prepared statement \"" + std::string(stmt) + "\" does not exist");
-                break;
-            }
-            ensure_prepared(it->second, to_server);
-            const auto mark = to_server.begin_message('B');
-            to_server.cstring(portal);
-            to_server.cstring(server_statement_name(it->second.id));
-            to_server.bytes(rest);
-            to_server.end_message(mark);
-            push(expect::bind);
+        case 'B':
+            client_bind(body, to_server);
             break;
-        }
         case 'D':
-        case 'C': {
-            const char kind = body.empty() ? '\0' : static_cast<char>(body[0]);
-            auto [name, rest] = cstring(body.empty() ? body : body.subspan(1));
-            if (kind != 'S' || name.empty()) {
-                forward(to_server, type, body);
-                push(type == 'C'   ? expect::close
-                     : kind == 'S' ? expect::describe_stmt
-                                   : expect::describe_portal);
-                break;
-            }
-            auto it = statements_.find(std::string(name));
-            if (type == 'C') {
-                // Closing is the client's business; the server keeps it for others. Closing
-                // a name that does not exist is not an error in Postgres either.
-                if (it != statements_.end()) statements_.erase(it);
-                push(expect::synth_close);
-                break;
-            }
-            if (it == statements_.end()) {
-                fail("26000", "prepared statement \"" + std::string(name) + "\" does not exist");
-                break;
-            }
-            ensure_prepared(it->second, to_server);
-            const auto mark = to_server.begin_message('D');
-            to_server.u8('S');
-            to_server.cstring(server_statement_name(it->second.id));
-            to_server.end_message(mark);
-            push(expect::describe_stmt);
+        case 'C':
+            client_describe_or_close(type, body, to_server);
             break;
-        }
         case 'E':
             forward(to_server, type, body);
             push(expect::execute);
@@ -206,6 +144,78 @@ void statement_mux::client_message(char type, std::span<const std::byte> body,
             break;
     }
     drain(to_client);
+}
+
+void statement_mux::client_parse(std::span<const std::byte> body, pr::write_buffer& to_server) {
+    auto [name, rest] = cstring(body);
+    if (name.empty()) {
+        forward(to_server, 'P', body);
+        push(expect::parse);
+        return;
+    }
+    std::string n(name);
+    if (statements_.count(n) != 0) {
+        fail("42P05", "prepared statement \"" + n + "\" already exists");
+        return;
+    }
+    client_statement s{registry_.intern(rest), {rest.begin(), rest.end()}};
+    const auto& st = statements_.emplace(n, std::move(s)).first->second;
+    // Sent, its ParseComplete goes to the client; already there, shardgate owes one.
+    if (ensure_prepared(st, to_server, expect::parse, n))
+        push(expect::synth_parse, st.id, {{}, {}, n, {}});
+}
+
+void statement_mux::client_bind(std::span<const std::byte> body, pr::write_buffer& to_server) {
+    auto [portal, after_portal] = cstring(body);
+    auto [stmt, rest] = cstring(after_portal);
+    if (stmt.empty()) {
+        forward(to_server, 'B', body);
+        push(expect::bind);
+        return;
+    }
+    auto it = statements_.find(std::string(stmt));
+    if (it == statements_.end()) {
+        fail("26000", "prepared statement \"" + std::string(stmt) + "\" does not exist");
+        return;
+    }
+    ensure_prepared(it->second, to_server);
+    const auto mark = to_server.begin_message('B');
+    to_server.cstring(portal);
+    to_server.cstring(server_statement_name(it->second.id));
+    to_server.bytes(rest);
+    to_server.end_message(mark);
+    push(expect::bind);
+}
+
+void statement_mux::client_describe_or_close(char type, std::span<const std::byte> body,
+                                             pr::write_buffer& to_server) {
+    const char kind = body.empty() ? '\0' : static_cast<char>(body[0]);
+    auto [name, rest] = cstring(body.empty() ? body : body.subspan(1));
+    if (kind != 'S' || name.empty()) {
+        forward(to_server, type, body);
+        push(type == 'C'   ? expect::close
+             : kind == 'S' ? expect::describe_stmt
+                           : expect::describe_portal);
+        return;
+    }
+    auto it = statements_.find(std::string(name));
+    if (type == 'C') {
+        // Closing is the client's business; the server keeps it for others. Closing a name
+        // that does not exist is not an error in Postgres either.
+        if (it != statements_.end()) statements_.erase(it);
+        push(expect::synth_close);
+        return;
+    }
+    if (it == statements_.end()) {
+        fail("26000", "prepared statement \"" + std::string(name) + "\" does not exist");
+        return;
+    }
+    ensure_prepared(it->second, to_server);
+    const auto mark = to_server.begin_message('D');
+    to_server.u8('S');
+    to_server.cstring(server_statement_name(it->second.id));
+    to_server.end_message(mark);
+    push(expect::describe_stmt);
 }
 
 void statement_mux::client_query_with_tail(
@@ -382,6 +392,23 @@ void statement_mux::server_message(std::span<const std::byte> whole, pr::write_b
         if (type == 'S') note_told(whole);
         return;
     }
+    if (server_around_tail(type, whole, to_client)) return;
+    const auto what = expected_[head_].what;
+    if (type == 'E') {
+        client_names_in_error(whole, to_client);
+        if (what == expect::query) return;  // a simple query still ends with ReadyForQuery
+        error_until_sync();
+        return drain(to_client);
+    }
+    bool pass = true;
+    const bool done = completes(what, type, pass);
+    if (pass) to_client.bytes(whole);
+    if (done) pop();
+    drain(to_client);
+}
+
+bool statement_mux::server_around_tail(char type, std::span<const std::byte> whole,
+                                       pr::write_buffer& to_client) {
     const auto& head = expected_[head_];
     if (head.what == expect::query_tail) {
         // Only the tail's ReadyForQuery reaches the client (with the transaction's status).
@@ -399,7 +426,7 @@ void statement_mux::server_message(std::span<const std::byte> whole, pr::write_b
             pop();
             drain(to_client);
         }
-        return;
+        return true;
     }
     if (head.what == expect::query_hidden) {
         if (type == 'Z') {
@@ -408,29 +435,26 @@ void statement_mux::server_message(std::span<const std::byte> whole, pr::write_b
         } else if (type == 'E') {
             client_names_in_error(whole, to_client);
         }
-        return;
+        return true;
     }
     if (head.what == expect::query_head || head.what == expect::sync_head) {
         if (type == 'E' && head.what == expect::sync_head) {
             client_names_in_error(whole, to_client);
-            return;
+            return true;
         }
         if (type == 'Z') {
             pop();
         } else {
             to_client.bytes(whole);
         }
-        return;
+        return true;
     }
-    if (type == 'E') {
-        client_names_in_error(whole, to_client);
-        if (head.what == expect::query) return;  // a simple query still ends with ReadyForQuery
-        error_until_sync();
-        return drain(to_client);
-    }
+    return false;
+}
+
+bool statement_mux::completes(expect what, char type, bool& pass) {
     bool done = false;
-    bool pass = true;
-    switch (head.what) {
+    switch (what) {
         case expect::parse:
             done = type == '1';
             break;
@@ -462,9 +486,7 @@ void statement_mux::server_message(std::span<const std::byte> whole, pr::write_b
         default:
             break;
     }
-    if (pass) to_client.bytes(whole);
-    if (done) pop();
-    drain(to_client);
+    return done;
 }
 
 void statement_mux::drain(pr::write_buffer& to_client) {

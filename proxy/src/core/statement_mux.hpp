@@ -145,6 +145,17 @@ class statement_mux {
         synth_close,      // CloseComplete shardgate owes the client
         synth_error,      // an ErrorResponse shardgate owes the client
     };
+    // The parts of client_message and server_message.
+    void client_parse(std::span<const std::byte> body, protocol::write_buffer& to_server);
+    void client_bind(std::span<const std::byte> body, protocol::write_buffer& to_server);
+    void client_describe_or_close(char type, std::span<const std::byte> body,
+                                  protocol::write_buffer& to_server);
+    // A reply while a Query or Sync with a tail (or a hidden query) is answered: true if it
+    // was handled here.
+    bool server_around_tail(char type, std::span<const std::byte> whole,
+                            protocol::write_buffer& to_client);
+    // Whether `type` is the last reply `what` waits for; `pass`: it goes to the client.
+    static bool completes(expect what, char type, bool& pass);
     // The rarely used parts of a pending reply, kept apart so the queue stays a few cache
     // lines (an extended-protocol transaction queues five).
     struct pending_text {

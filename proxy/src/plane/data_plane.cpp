@@ -36,26 +36,6 @@ void set_nonblocking(int fd) {
     if ((flags & O_NONBLOCK) == 0) ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
-std::string_view to_string(link_end e) {
-    switch (e) {
-        case link_end::client_closed:
-            return "client_closed";
-        case link_end::client_write_failed:
-            return "client_write_failed";
-        case link_end::client_protocol_error:
-            return "client_protocol_error";
-        case link_end::server_closed:
-            return "server_closed";
-        case link_end::server_write_failed:
-            return "server_write_failed";
-        case link_end::server_protocol_error:
-            return "server_protocol_error";
-        case link_end::admin_shutdown:
-            return "admin_shutdown";
-    }
-    return "?";
-}
-
 relay_link::relay_link(int client, int server, std::uint32_t max_message_size)
     : client_fd(client),
       server_fd(server),

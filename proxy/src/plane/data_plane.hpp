@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/link_end.hpp"
 #include "shardgate/protocol/exchange_tracker.hpp"
 #include "shardgate/protocol/frame.hpp"
 #include "shardgate/protocol/scanner.hpp"
@@ -77,18 +78,6 @@ class plane_resident {
 
 // Sets O_NONBLOCK on a socket entering a plane (Asio may not have).
 void set_nonblocking(int fd);
-
-// Why a link stopped relaying; the session decides what the client hears.
-enum class link_end : std::uint8_t {
-    client_closed,          // EOF or error reading the client
-    client_write_failed,    // the client went away while we wrote to it
-    client_protocol_error,  // bad length or over max_message_size (see client_error)
-    server_closed,          // EOF or error reading the server
-    server_write_failed,    // the server went away while we wrote to it
-    server_protocol_error,  // the server sent a malformed stream
-    admin_shutdown,         // SIGINT: closed between transactions (57P01 for the client)
-};
-std::string_view to_string(link_end e);
 
 // What a transaction-mode link in a data plane asks of its session's worker (plane_txn.cpp).
 enum class plane_request : std::uint8_t { none, acquire, ended };

@@ -54,9 +54,9 @@ void txn_plane_link::start() {
     plane_.add_resident(shared_from_this());
     set_nonblocking(client_.fd);
     if (plane_.stopping()) return end(link_end::client_closed);
-    if (plane_.closing_idle() && s_.client_in_.empty()) return end(link_end::admin_shutdown);
+    if (plane_.closing_idle() && s_.core_.client_in().empty()) return end(link_end::admin_shutdown);
     refresh_interest();
-    if (!s_.client_in_.empty()) process_client();
+    if (!s_.core_.client_in().empty()) process_client();
 }
 
 void txn_plane_link::prefetch(int stage) const noexcept {
@@ -72,10 +72,10 @@ void txn_plane_link::prefetch(int stage) const noexcept {
             if (server_) prefetch_bytes(server_.get(), sizeof(plane_server));
             return;
         case 2:
-            s_.mux_.prefetch();
-            __builtin_prefetch(s_.client_in_.pending().data());
-            __builtin_prefetch(s_.to_server_.view().data());
-            __builtin_prefetch(s_.client_out_.view().data());
+            s_.core_.mux().prefetch();
+            __builtin_prefetch(s_.core_.client_in().pending().data());
+            __builtin_prefetch(s_.core_.to_server().view().data());
+            __builtin_prefetch(s_.core_.client_out().view().data());
             if (s_.conn_) prefetch_bytes(s_.conn_.get(), sizeof(pool::server_conn));
             if (const auto* next = parked_candidate()) prefetch_bytes(next, sizeof *next);
             return;
@@ -110,10 +110,10 @@ void txn_plane_link::wake_session(plane_request req) {
 
 void txn_plane_link::refresh_interest() {
     if (ended_) return;
-    // A client queued in the plane is still read (what it sends waits in client_in_, up to a
-    // bound), so the queue costs no epoll_ctl and a client that leaves is seen.
+    // A client queued in the plane is still read (what it sends waits in the core's client_in(), up
+    // to a bound), so the queue costs no epoll_ctl and a client that leaves is seen.
     const bool read_client =
-        (!acquiring_ || (queued_ && s_.client_in_.pending().size() < queued_input_limit)) &&
+        (!acquiring_ || (queued_ && s_.core_.client_in().pending().size() < queued_input_limit)) &&
         server_pending_.empty() && client_pending_.empty() && !end_after_flush_;
     plane_.watch(client_, &client_handler_,
                  (read_client ? EPOLLIN : 0U) | (client_pending_.empty() ? 0U : EPOLLOUT));
@@ -155,14 +155,14 @@ void txn_plane_link::read_client() {
         const auto got = static_cast<std::size_t>(n);
         // After Terminate the client is only watched for its close (which cancels work still
         // running for it); what it sends is dropped, as Postgres reads nothing more.
-        if (!s_.tracker_.terminated()) {
-            if (!s_.client_in_.append(std::span<const std::byte>(buf.data(), got))) {
+        if (!s_.core_.tracker().terminated()) {
+            if (!s_.core_.client_in().append(std::span<const std::byte>(buf.data(), got))) {
                 s_.refuse_client_memory();
                 return end(link_end::client_protocol_error);
             }
             if (queued_) {
                 // Handled once a connection is handed over (take_over).
-                if (s_.client_in_.pending().size() >= queued_input_limit) {
+                if (s_.core_.client_in().pending().size() >= queued_input_limit) {
                     refresh_interest();
                     return;
                 }
@@ -177,32 +177,39 @@ void txn_plane_link::read_client() {
 }
 
 bool txn_plane_link::process_client() {
-    for (;;) {
-        const auto step = s_.txn_client_messages();
-        if (step == client_session::txn_step::failed) {
-            end(link_end::client_protocol_error);
-            return false;
-        }
-        if (step == client_session::txn_step::need_server) {
-            if (attach_parked()) continue;
-            // What the messages before it produced goes out first: once the session's worker
-            // has the request it may write client_out_ itself (fail_attach).
-            if (!send_to_client()) return false;
-            acquiring_ = true;
-            queued_ = true;
-            acquire_since_ = plane_.now();
-            // Asks the pool now (start_acquire) or waits in the plane's queue (take_over).
-            plane_.servers().need(shared_from_this(), &s_.conn_pool());
-            refresh_interest();
-            return !ended_;
+    // The bytes read are in the core's client_in() (queued ones too): the core says what next.
+    for (auto a = s_.txn_resume_client();;) {
+        switch (a.what) {
+            case txn_action::kind::need_server:
+                if (attach_parked()) {
+                    a = s_.txn_resume_client();
+                    continue;
+                }
+                // What the messages before it produced goes out first: once the session's
+                // worker has the request it may write the core's client_out() itself
+                // (fail_attach).
+                if (!send_to_client()) return false;
+                acquiring_ = true;
+                queued_ = true;
+                acquire_since_ = plane_.now();
+                // Asks the pool now (start_acquire) or waits in the plane's queue (take_over).
+                plane_.servers().need(shared_from_this(), &s_.conn_pool());
+                refresh_interest();
+                return !ended_;
+            case txn_action::kind::close:
+                // Terminate with nothing left to answer: what is queued goes out first.
+                if (a.why != link_end::client_protocol_error &&
+                    (!send_to_server() || !send_to_client()))
+                    return false;
+                end(a.why);
+                return false;
+            case txn_action::kind::read:
+            case txn_action::kind::release:
+                break;
         }
         break;
     }
     if (!send_to_server() || !send_to_client()) return false;
-    if (s_.txn_finished()) {
-        end(link_end::client_closed);
-        return false;
-    }
     refresh_interest();
     return true;
 }
@@ -222,7 +229,7 @@ std::string_view txn_plane_link::session_key() const {
 }
 
 void txn_plane_link::start_acquire(std::chrono::steady_clock::time_point since) {
-    // The session's worker owns client_in_ until acquired(): the plane stops reading.
+    // The session's worker owns the core's client_in() until acquired(): the plane stops reading.
     queued_ = false;
     refresh_interest();
     acquire_since_ = since;
@@ -258,12 +265,12 @@ void txn_plane_link::acquired(pool::server_pool* pool, bool ok, tcp proto, int f
         s_.plane_server_fd_ = -1;
     }
     if (!ok) {
-        // The errors the client is owed are in client_out_.
+        // The errors the client is owed are in the core's client_out().
         if (s_.fatal_sent_) end_after_flush_ = true;
         if (!send_to_client()) return;
         if (end_after_flush_ && client_pending_.empty()) return end(link_end::client_closed);
         refresh_interest();
-        if (!end_after_flush_ && !s_.client_in_.empty()) process_client();
+        if (!end_after_flush_ && !s_.core_.client_in().empty()) process_client();
         return;
     }
     process_client();
@@ -277,7 +284,7 @@ void txn_plane_link::detach() {
 }
 
 bool txn_plane_link::send_to_server() {
-    auto& out = s_.to_server_;
+    auto& out = s_.core_.to_server();
     if (out.empty()) return true;
     if (!server_) {  // nothing to send it on (cannot happen: messages need a server)
         out.clear();
@@ -304,7 +311,7 @@ bool txn_plane_link::send_to_server() {
 }
 
 bool txn_plane_link::send_to_client() {
-    auto& out = s_.client_out_;
+    auto& out = s_.core_.client_out();
     if (out.empty()) return true;
     if (!client_pending_.empty()) {
         client_pending_.insert(client_pending_.end(), out.view().begin(), out.view().end());
@@ -364,21 +371,24 @@ void txn_plane_link::read_server() {
         }
         if (n == 0) return end(link_end::server_closed);
         const auto got = static_cast<std::size_t>(n);
-        if (!s_.txn_server_bytes(std::span<const std::byte>(buf.data(), got)))
+        txn_event ev{txn_event::kind::server_bytes, std::span<const std::byte>(buf.data(), got)};
+        ev.server_unsent = !server_pending_.empty();
+        const auto a = s_.txn_resume(ev);
+        if (a.what == txn_action::kind::close && a.why == link_end::server_protocol_error)
             return end(link_end::server_protocol_error);
         if (!send_to_client()) return;
-        if (after_server_data()) return;
+        if (after_server_data(a)) return;
         if (!client_pending_.empty()) return;  // the client is slow: wait for it
         if (got < buf.size()) return;
     }
 }
 
-bool txn_plane_link::after_server_data() {
-    if (s_.txn_finished()) {
-        end(link_end::client_closed);
+bool txn_plane_link::after_server_data(const txn_action& a) {
+    if (a.what == txn_action::kind::close) {  // Terminate, and nothing left to answer
+        end(a.why);
         return true;
     }
-    if (!s_.txn_may_detach() || !server_pending_.empty()) return false;
+    if (a.what != txn_action::kind::release) return false;
     // The end of a transaction: the connection is parked for the next client. Whatever the
     // client sent meanwhile is reported by the (level-triggered) epoll set.
     detach();
@@ -425,7 +435,7 @@ void txn_plane_link::plane_stopping() {
 
 void txn_plane_link::plane_closing_idle() {
     // A client between transactions leaves now; one in a transaction when it ends (detach).
-    if (!server_ && !acquiring_ && !s_.tracker_.terminated() && client_pending_.empty())
+    if (!server_ && !acquiring_ && !s_.core_.tracker().terminated() && client_pending_.empty())
         end(link_end::admin_shutdown);
 }
 
@@ -472,11 +482,11 @@ awaitable<void> client_session::relay_transaction_mode_in_plane() {
     if (conn_ && plane_server_fd_ >= 0)
         server().socket().assign(plane_server_proto_, plane_server_fd_, ec);
     plane_server_fd_ = -1;
-    if (!client_out_.empty() || !plane_leftover_.empty()) {
+    if (!core_.client_out().empty() || !plane_leftover_.empty()) {
         // Replies the plane could not write yet (a slow client) go out before anything else.
         std::vector<std::byte> rest = std::move(plane_leftover_);
-        rest.insert(rest.end(), client_out_.view().begin(), client_out_.view().end());
-        client_out_.clear();
+        rest.insert(rest.end(), core_.client_out().view().begin(), core_.client_out().view().end());
+        core_.client_out().clear();
         if (end_ != link_end::client_closed && end_ != link_end::client_write_failed)
             co_await client_.async_write_all(rest, ec);
     }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "control/io.hpp"
+#include "core/txn_core.hpp"
 #include "plane/data_plane.hpp"
 #include "shardgate/pool/server_pool.hpp"
 
@@ -165,7 +166,7 @@ class txn_plane_link final : public plane_resident,
     bool send_to_server();  // false: the link ended
     bool send_to_client();
     bool flush_pending(bool to_client);
-    bool after_server_data();  // true: detached or ended
+    bool after_server_data(const txn_action& a);  // true: detached or ended
     void refresh_interest();
     void end(link_end why);
     // Tells the session's worker the link ended; its sockets are the worker's from then on.

@@ -126,7 +126,7 @@ int split_replica_backends(pg_topology& topology, const std::string& user) {
     for (std::size_t i = 0; i < topology.shard(0).replica_count(); ++i)
         n += std::stoi(topology.shard(0).replica(i).query_value(
             "SELECT count(*) FROM pg_stat_activity WHERE usename = '" + user +
-            "' AND application_name <> 'shardgate-monitor'"));
+            "' AND application_name NOT IN ('shardgate-monitor', 'shardgate-catalog')"));
     return n;
 }
 

@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "shardgate/pool/prepared_set.hpp"
+#include "shardgate/pool/backend_state.hpp"
 #include "shardgate/pool/server_login.hpp"
 #include "shardgate/pool/stream.hpp"
 
@@ -23,7 +23,8 @@ namespace shardgate::pool {
 using steady = std::chrono::steady_clock;
 class server_pool;
 
-struct server_conn {
+// The session-visible state (parameters, statements, status) is backend_state's.
+struct server_conn : backend_state {
     server_conn(pg_stream s, backend_key k) : stream(std::move(s)), key(k) {}
 
     pg_stream stream;
@@ -32,31 +33,10 @@ struct server_conn {
     // The pool it was opened by, and goes back to (give_back in server_pool.hpp): a replica's
     // connection can never end up in the primary's pool. Null for connections of no pool.
     std::weak_ptr<server_pool> home;
-    // The parameters the server reported (ParameterStatus), in the order it first sent them.
-    std::vector<std::pair<std::string, std::string>> params;
-    // Settings shardgate applied with SET that the server does not report (search_path...);
-    // a reset query (DISCARD ALL / RESET ALL) clears them.
-    std::map<std::string, std::string> applied;
-    // The startup parameters it was opened with (beyond user and database), as
-    // startup_key() writes them: RESET in a session returns to these values, so a client is
-    // best served by a connection opened with its own.
-    std::string startup_key;
-    // Transaction pooling: startup_key() of the client parameters applied on top of those
-    // (with set_config) since the last reset; "" when none are.
-    std::string applied_key;
-    prepared_set prepared;  // statements shardgate prepared on it (transaction pooling)
-    char txn_status = 'I';
     steady::time_point created{};
     steady::time_point expires{steady::time_point::max()};  // server_lifetime with jitter
     steady::time_point last_used{};
-
-    // Records a ParameterStatus the server sent (new names are appended).
-    void set_param(std::string_view name, std::string_view value);
-    [[nodiscard]] const std::string* param(std::string_view name) const;
 };
-
-// A canonical string for a set of startup parameters (order-independent).
-std::string startup_key(std::vector<std::pair<std::string, std::string>> params);
 
 // Outcome of a simple-query exchange that shardgate runs on its own behalf.
 struct exec_result {
