@@ -10,6 +10,7 @@
 
 #include <algorithm>
 
+#include "shardgate/pool/slot_policy.hpp"
 #include "shardgate/protocol/sqlstate.hpp"
 
 namespace shardgate::pool {
@@ -107,6 +108,50 @@ void server_pool::wake_first_locked() {
         wake(waiters_.front(), waiters_.front()->timer, waiters_.front()->ex);
 }
 
+slot_view server_pool::slots_locked() const {
+    slot_view v;
+    v.closed = closed_;
+    v.paused = paused_;
+    v.active = active_;
+    v.connecting = connecting_;
+    v.idle = {&idle_, idle_.size(), [](const void* list, std::size_t i) -> std::string_view {
+                  return (*static_cast<const decltype(idle_)*>(list))[i]->startup_key;
+              }};
+    v.failing = backoff_.count() > 0;
+    v.next_attempt = next_attempt_;
+    return v;
+}
+
+checkout_result server_pool::refusal_locked(checkout_decision::kind k) {
+    checkout_result fail;
+    if (k == checkout_decision::kind::fail_closed) {
+        fail.error_code = pr::sqlstate::admin_shutdown;
+        fail.error_message = "the pool for " + name_ + " is closed";
+    } else if (k == checkout_decision::kind::fail_down) {
+        fail.error_code = pr::sqlstate::connection_failure;
+        fail.error_message =
+            "cannot connect to the server for " + name_ + ": " + last_error_ +
+            " (next attempt in " +
+            std::to_string(duration_cast<milliseconds>(next_attempt_ - steady::now()).count()) +
+            " ms)";
+    } else {
+        ++counters_.checkout_timeouts;
+        fail.error_code = pr::sqlstate::too_many_connections;
+        const auto limit_ms = std::to_string(s_.checkout_timeout.count());
+        if (paused_) {
+            fail.error_message = "the pool for " + name_ +
+                                 " is paused (PAUSE) and was not resumed within "
+                                 "checkout_timeout (" +
+                                 limit_ms + " ms)";
+        } else {
+            fail.error_message = "no server connection for " + name_ +
+                                 " became free within checkout_timeout (" + limit_ms +
+                                 " ms); all " + std::to_string(total_locked()) + " are in use";
+        }
+    }
+    return fail;
+}
+
 awaitable<checkout_result> server_pool::checkout(
     asio::any_io_executor ex, const std::vector<std::pair<std::string, std::string>>& params,
     std::optional<steady::time_point> since) {
@@ -120,80 +165,33 @@ awaitable<checkout_result> server_pool::checkout(
         checkout_result fail;
         {
             std::lock_guard lock(mu_);
-            const auto now = steady::now();
-            const bool reserve_ok =
-                s_.reserve_pool_size > 0 && now - start >= s_.reserve_pool_timeout;
-            const std::uint32_t limit = s_.pool_size + (reserve_ok ? s_.reserve_pool_size : 0);
-            if (closed_) {
-                fail.error_code = pr::sqlstate::admin_shutdown;
-                fail.error_message = "the pool for " + name_ + " is closed";
-            } else if (!paused_ && !idle_.empty()) {
-                // A connection's startup parameters are what RESET returns to, so a client
-                // gets, in order: an idle connection opened with its own parameters (most
-                // recently used first); a new one; else the oldest idle one is replaced by a
-                // new one. (One opened with other parameters, or none, with the client's applied
-                // on top, would RESET to the wrong values: only while backing off.)
-                auto match = [&](const std::string& k) {
-                    auto it = std::find_if(idle_.rbegin(), idle_.rend(),
-                                           [&k](const auto& x) { return x->startup_key == k; });
-                    return it == idle_.rend() ? idle_.end() : std::next(it).base();
-                };
-                auto pick = match(key);
-                const bool room = total_locked() < limit;
-                const bool may_connect = now >= next_attempt_;
-                // Backing off: no new connection; any idle one, with the settings applied.
-                if (pick == idle_.end() && !may_connect) pick = idle_.end() - 1;
-                if (pick != idle_.end()) {
-                    c = std::move(*pick);
-                    idle_.erase(pick);
+            const auto d = decide_checkout(s_, slots_locked(), key, start, steady::now());
+            switch (d.what) {
+                case checkout_decision::kind::take_idle:
+                    c = std::move(idle_[d.idle_index]);
+                    idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(d.idle_index));
                     ++active_;
-                } else {
-                    if (!room) {
-                        evicted = std::move(idle_.front());
-                        idle_.erase(idle_.begin());
-                    }
+                    break;
+                case checkout_decision::kind::replace_oldest:
+                    evicted = std::move(idle_.front());
+                    idle_.erase(idle_.begin());
                     ++connecting_;
                     open = true;
-                }
-            } else if (!paused_ && total_locked() < limit && now >= next_attempt_) {
-                ++connecting_;
-                open = true;
-            } else if (!paused_ && backoff_.count() > 0 && total_locked() == 0) {
-                // Nothing is connected and the last attempt failed: say so now rather than
-                // keep the client waiting for a backend that is down.
-                fail.error_code = pr::sqlstate::connection_failure;
-                fail.error_message =
-                    "cannot connect to the server for " + name_ + ": " + last_error_ +
-                    " (next attempt in " +
-                    std::to_string(duration_cast<milliseconds>(next_attempt_ - now).count()) +
-                    " ms)";
-            } else if (now - start >= s_.checkout_timeout) {
-                ++counters_.checkout_timeouts;
-                fail.error_code = pr::sqlstate::too_many_connections;
-                const auto limit_ms = std::to_string(s_.checkout_timeout.count());
-                if (paused_) {
-                    fail.error_message = "the pool for " + name_ +
-                                         " is paused (PAUSE) and was not resumed within "
-                                         "checkout_timeout (" +
-                                         limit_ms + " ms)";
-                } else {
-                    fail.error_message = "no server connection for " + name_ +
-                                         " became free within checkout_timeout (" + limit_ms +
-                                         " ms); all " + std::to_string(total_locked()) +
-                                         " are in use";
-                }
-            } else {
-                // Queued: for a connection to be freed, a slot, the reserve, the backoff to
-                // end, or (paused) resume().
-                w = std::make_shared<waiter>(ex);
-                w->since = start;
-                auto wake_at = start + s_.checkout_timeout;
-                if (s_.reserve_pool_size > 0 && !reserve_ok)
-                    wake_at = std::min(wake_at, start + s_.reserve_pool_timeout);
-                if (next_attempt_ > now) wake_at = std::min(wake_at, next_attempt_);
-                w->timer.expires_at(wake_at);
-                waiters_.push_back(w);
-                update_parkable_locked();
+                    break;
+                case checkout_decision::kind::open:
+                    ++connecting_;
+                    open = true;
+                    break;
+                case checkout_decision::kind::wait:
+                    w = std::make_shared<waiter>(ex);
+                    w->since = start;
+                    w->timer.expires_at(d.wake_at);
+                    waiters_.push_back(w);
+                    update_parkable_locked();
+                    break;
+                default:
+                    fail = refusal_locked(d.what);
+                    break;
             }
         }
         close_conn(std::move(evicted));

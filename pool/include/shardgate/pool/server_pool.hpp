@@ -19,28 +19,13 @@
 #include <string>
 #include <vector>
 
+#include "shardgate/pool/pool_settings.hpp"
 #include "shardgate/pool/server_conn.hpp"
 #include "shardgate/pool/server_login.hpp"
+#include "shardgate/pool/slot_policy.hpp"
 #include "shardgate/pool/stream.hpp"
 
 namespace shardgate::pool {
-
-struct pool_settings {
-    std::uint32_t pool_size = 20;  // server connections, in use + idle + being opened
-    std::uint32_t min_pool_size = 0;
-    std::uint32_t reserve_pool_size = 0;  // extra connections for clients that waited ...
-    std::chrono::milliseconds reserve_pool_timeout{5000};  // ... at least this long
-    std::chrono::milliseconds checkout_timeout{120000};    // longest wait for a connection
-    std::chrono::milliseconds server_lifetime{3600000};
-    std::chrono::milliseconds server_lifetime_jitter{360000};  // lifetime is cut by up to this
-    std::chrono::milliseconds server_idle_timeout{600000};     // 0: never
-    std::chrono::milliseconds server_check_delay{30000};       // idle longer: checked before use
-    std::chrono::milliseconds server_connect_timeout{5000};
-    std::chrono::milliseconds backoff_initial{1000};  // after a failed connect: 1 s, 2 s, 4 s...
-    std::chrono::milliseconds backoff_max{30000};
-    // Run on a dirty connection before it is reused (server_reset_query); "" = none.
-    std::string reset_query = "DISCARD ALL";
-};
 
 // How a connection comes back to its pool (libpqxx's clean / dirty / poisoned):
 enum class conn_state : std::uint8_t {
@@ -162,6 +147,9 @@ class server_pool : public std::enable_shared_from_this<server_pool> {
     steady::time_point expiry_for(steady::time_point created);
     static bool closed_by_server(tcp::socket& s);
     void close_conn(std::unique_ptr<server_conn> c);  // not under the lock
+    // checkout's view of the slots for decide_checkout, and its refusals' words.
+    [[nodiscard]] slot_view slots_locked() const;
+    checkout_result refusal_locked(checkout_decision::kind k);
     void give_or_idle_locked(std::unique_ptr<server_conn> c,
                              std::vector<std::unique_ptr<server_conn>>& to_close);
     void wake_first_locked();
