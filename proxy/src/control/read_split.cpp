@@ -1,6 +1,9 @@
 // Read/write splitting: replica choice by load-balancing policy, catalog and health access.
 #include "control/read_split.hpp"
 
+#include "shardgate/router/placement.hpp"
+
+#include <algorithm>
 #include <random>
 
 #include "shardgate/pool/replica_health.hpp"
@@ -203,77 +206,50 @@ awaitable<void> split_database::fetch_primary_lsns(std::shared_ptr<pool::server_
 std::optional<split_database::choice> split_database::choose(
     const pool::database_health* snap, std::uint64_t min_lsn,
     const std::vector<std::uint32_t>& active) {
-    // Candidates: fit replicas that have replayed min_lsn (else every fit one, to be asked);
-    // the primary too with primary_reads.
-    struct candidate {
-        bool primary;
-        std::size_t index;
-        std::uint32_t weight;
-    };
-    thread_local std::vector<candidate> c;
-    c.clear();
-    bool verify = false;
-    if (snap != nullptr) {
-        const auto& h = snap->health;
-        for (int pass = 0; pass < 2 && c.empty(); ++pass) {
-            for (std::size_t i = 0; i < replicas_.size() && i < h.replicas.size(); ++i) {
-                if (!h.fit(i)) continue;
-                if (pass == 0 && min_lsn != 0 && replayed(snap, i) < min_lsn) continue;
-                if (pass == 1 && std::chrono::steady_clock::now().time_since_epoch().count() <
-                                     slow_until_[i].load(std::memory_order_relaxed))
-                    continue;
-                c.push_back({false, i, replicas_[i].weight});
-            }
-            verify = pass == 1;
-            if (min_lsn == 0) break;
-        }
+    // What the monitor and reads' own checks know of each replica; the choice is
+    // router::place_read's.
+    if (snap == nullptr) return std::nullopt;
+    const auto& h = snap->health;
+    thread_local std::vector<router::replica_view> views;
+    views.clear();
+    const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+    const std::size_t n = std::min(replicas_.size(), h.replicas.size());
+    for (std::size_t i = 0; i < n; ++i) {
+        router::replica_view v;
+        v.fit = h.fit(i);
+        v.replayed = v.fit && min_lsn != 0 ? replayed(snap, i) : 0;
+        v.slow = now < slow_until_[i].load(std::memory_order_relaxed);
+        v.weight = replicas_[i].weight;
+        v.active = i < active.size() ? active[i] : 0;
+        v.rtt = h.replicas[i].rtt_ewma;
+        views.push_back(v);
     }
-    if (c.empty()) return std::nullopt;
-    if (cfg_.primary_reads) c.push_back({true, 0, cfg_.primary_read_weight});
-    const auto pick = [&](std::size_t k) {
-        return choice{c[k].primary, c[k].index, verify && !c[k].primary};
-    };
-    const auto n = next_.fetch_add(1, std::memory_order_relaxed);
+    router::placement_input in;
+    in.replicas = views;
+    in.min_lsn = min_lsn;
+    in.primary_reads = cfg_.primary_reads;
+    in.primary_weight = cfg_.primary_read_weight;
     switch (cfg_.load_balance) {
         case load_balance_policy::round_robin:
-            return pick(n % c.size());
+            in.policy = router::balance_policy::round_robin;
+            break;
         case load_balance_policy::weighted: {
-            std::uint64_t total = 0;
-            for (const auto& x : c)
-                total += x.weight;
+            in.policy = router::balance_policy::weighted;
             thread_local std::minstd_rand rng{std::random_device{}()};
-            auto r = std::uniform_int_distribution<std::uint64_t>(0, total - 1)(rng);
-            for (std::size_t k = 0; k < c.size(); ++k) {
-                if (r < c[k].weight) return pick(k);
-                r -= c[k].weight;
-            }
-            return pick(c.size() - 1);
+            in.random = rng();
+            break;
         }
-        case load_balance_policy::least_connections: {
-            // Ties go round robin, so an idle cluster still spreads.
-            std::size_t best = n % c.size();
-            auto busy = [&](const candidate& x) {
-                return x.primary ? std::uint32_t{0}
-                                 : (x.index < active.size() ? active[x.index] : 0);
-            };
-            for (std::size_t k = 0; k < c.size(); ++k) {
-                const auto& x = c[(n + k) % c.size()];
-                if (busy(x) < busy(c[best])) best = (n + k) % c.size();
-            }
-            return pick(best);
-        }
-        case load_balance_policy::least_latency: {
-            std::size_t best = 0;
-            auto rtt = [&](const candidate& x) {
-                return x.primary ? std::chrono::microseconds::max()
-                                 : snap->health.replicas[x.index].rtt_ewma;
-            };
-            for (std::size_t k = 1; k < c.size(); ++k)
-                if (rtt(c[k]) < rtt(c[best])) best = k;
-            return pick(best);
-        }
+        case load_balance_policy::least_connections:
+            in.policy = router::balance_policy::least_connections;
+            break;
+        case load_balance_policy::least_latency:
+            in.policy = router::balance_policy::least_latency;
+            break;
     }
-    return pick(0);
+    in.turn = next_.fetch_add(1, std::memory_order_relaxed);
+    const auto p = router::place_read(in);
+    if (!p) return std::nullopt;
+    return choice{p->primary, p->replica, p->verify};
 }
 
 }  // namespace shardgate::proxy
