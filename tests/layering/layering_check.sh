@@ -39,5 +39,14 @@ if [ -n "$clock" ]; then
   echo "$clock" | sed 's/^/  /' >&2
   failed=1
 fi
-if [ "$failed" = 0 ]; then echo "layering_check: ${#files[@]} files of protocol/, router/, core/ are free of I/O"; fi
+# The rest of proxy/ reaches the session's protocol state through the core (txn_core.hpp,
+# fanout.hpp), never through its parts: the statement channel and the settings are the core's.
+bypass=$(grep -nE '#include "core/(statement_mux|session_settings)\.hpp"' \
+  $(find proxy/src -path proxy/src/core -prune -o \( -name '*.cpp' -o -name '*.hpp' \) -print) || true)
+if [ -n "$bypass" ]; then
+  echo "layering_check: proxy/ code includes the session core's parts directly:" >&2
+  echo "$bypass" | sed 's/^/  /' >&2
+  failed=1
+fi
+if [ "$failed" = 0 ]; then echo "layering_check: ${#files[@]} files of protocol/, router/, core/ are free of I/O; proxy/ goes through the core"; fi
 exit "$failed"

@@ -14,7 +14,7 @@
 #include "control/cancel_registry.hpp"
 #include "control/io.hpp"
 #include "core/byte_queue.hpp"
-#include "core/statement_mux.hpp"
+#include "core/prepared_registry.hpp"
 #include "plane/data_plane.hpp"
 
 namespace shardgate::proxy {

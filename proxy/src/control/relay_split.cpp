@@ -207,7 +207,7 @@ bool client_session::split_route_start() {
             const auto [portal, rest] = cstring(f.msg.body);
             (void)portal;
             statement.assign(cstring(rest).first);
-            sql = core_.mux().statement_text(statement);
+            sql = core_.statement_text(statement);
             found = !sql.empty();
         } else if (t == 'S' || t == 'F' || t == 'X') {
             break;
@@ -311,7 +311,7 @@ void client_session::split_statement(char type, std::span<const std::byte> body)
         (void)portal;
         const std::string name(cstring(rest).first);
         if (name.empty()) return;  // the unnamed statement: routed at its Parse
-        const auto sql = core_.mux().statement_text(name);
+        const auto sql = core_.statement_text(name);
         if (sql.empty()) return;
         (void)split_route_text(sql, name, false);
     }

@@ -70,7 +70,7 @@ awaitable<void> client_session::relay_transaction_mode() {
         // A client that pipelines and does not read: what it is owed stays bounded. Its replies
         // wait in the server (flush_client stops the server pump); what shardgate owes itself
         // (a Close of a prepared statement, say) waits in the mux queue, so stop reading it.
-        if (core_.mux().owed() >= max_owed_replies && !pumps_stopping_ && server_pump_running_ &&
+        if (core_.owed_replies() >= max_owed_replies && !pumps_stopping_ && server_pump_running_ &&
             conn_) {
             // The server may hold extended-protocol replies back until a Sync or Flush the
             // client has not sent yet: ask for them, or nothing would ever drain.
@@ -79,7 +79,8 @@ awaitable<void> client_session::relay_transaction_mode() {
             core_.to_server().clear();
             ec = {};
         }
-        while (core_.mux().owed() >= max_owed_replies && !pumps_stopping_ && server_pump_running_) {
+        while (core_.owed_replies() >= max_owed_replies && !pumps_stopping_ &&
+               server_pump_running_) {
             client_drained_.expires_at(asio::steady_timer::time_point::max());
             co_await client_drained_.async_wait(ec_token(ec));
             ec = {};
@@ -145,7 +146,7 @@ awaitable<void> client_session::finish_transaction_mode() {
     }
     // The core settles what the connection is worth (finish_relay gives it back so); replies
     // still owed make it unusable even when the core let go of it already.
-    if (!core_.mux().settled()) core_.tracker().mark_dirty();
+    if (!core_.replies_settled()) core_.tracker().mark_dirty();
     txn_event ended{txn_event::kind::ended};
     ended.why = end_;
     ended.server_open = server().is_open();

@@ -14,7 +14,6 @@
 #include "control/io.hpp"
 #include "control/pools.hpp"
 #include "core/byte_queue.hpp"
-#include "core/statement_mux.hpp"
 #include "core/txn_core.hpp"
 #include "plane/data_plane.hpp"
 #include "shardgate/protocol/errors.hpp"

@@ -26,19 +26,6 @@ std::string server_statement_name(std::uint64_t id) {
     return "sg" + std::to_string(id);
 }
 
-std::uint64_t prepared_registry::intern(std::span<const std::byte> key) {
-    std::string k(reinterpret_cast<const char*>(key.data()), key.size());
-    std::lock_guard lock(mu_);
-    auto [it, inserted] = ids_.emplace(std::move(k), next_);
-    if (inserted) ++next_;
-    return it->second;
-}
-
-std::size_t prepared_registry::size() const {
-    std::lock_guard lock(mu_);
-    return ids_.size();
-}
-
 void statement_mux::push(expect what, std::uint64_t statement) {
     if (head_ == expected_.size()) {
         expected_.clear();

@@ -19,23 +19,11 @@
 #include <utility>
 #include <vector>
 
+#include "core/prepared_registry.hpp"
 #include "shardgate/pool/prepared_set.hpp"
 #include "shardgate/protocol/write_buffer.hpp"
 
 namespace shardgate::proxy {
-
-// Process-wide: (query, parameter types) -> statement id. Thread-safe.
-class prepared_registry {
-  public:
-    // `key`: the Parse body after the statement name (query, NUL, parameter types).
-    std::uint64_t intern(std::span<const std::byte> key);
-    [[nodiscard]] std::size_t size() const;
-
-  private:
-    mutable std::mutex mu_;
-    std::unordered_map<std::string, std::uint64_t> ids_;
-    std::uint64_t next_ = 1;
-};
 
 class statement_mux {
   public:

@@ -157,7 +157,13 @@ class txn_core {
 
     protocol::exchange_tracker& tracker() { return tracker_; }
     [[nodiscard]] const protocol::exchange_tracker& tracker() const { return tracker_; }
-    statement_mux& mux() { return mux_; }
+    // The statement channel, as far as the drivers and routing need it.
+    [[nodiscard]] std::string_view statement_text(const std::string& name) const {
+        return mux_.statement_text(name);
+    }
+    [[nodiscard]] std::size_t owed_replies() const { return mux_.owed(); }
+    [[nodiscard]] bool replies_settled() const { return mux_.settled(); }
+    void prefetch() const noexcept { mux_.prefetch(); }
     byte_queue& client_in() { return client_in_; }
     protocol::write_buffer& to_server() { return to_server_; }
     protocol::write_buffer& client_out() { return client_out_; }

@@ -72,7 +72,7 @@ void txn_plane_link::prefetch(int stage) const noexcept {
             if (server_) prefetch_bytes(server_.get(), sizeof(plane_server));
             return;
         case 2:
-            s_.core_.mux().prefetch();
+            s_.core_.prefetch();
             __builtin_prefetch(s_.core_.client_in().pending().data());
             __builtin_prefetch(s_.core_.to_server().view().data());
             __builtin_prefetch(s_.core_.client_out().view().data());
