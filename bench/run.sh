@@ -23,10 +23,13 @@ Usage: bash bench/run.sh [options]
 
 Options (environment variable in brackets; the option wins):
   --shardgate PATH      shardgate binary [SHARDGATE] (default: build/proxy/shardgate)
+  --baseline PATH       a second shardgate binary (an older build) measured as target
+                        "baseline" in the same rounds, with the same config [BASELINE]
   --pool-mode MODE      PgBouncer pool mode: session or transaction [POOL_MODE] (default: session)
   --modes "LIST"        pgbench -M protocol modes [MODES] (default: "simple extended prepared")
   --clients "LIST"      client counts [CLIENTS] (default: "1 16 64")
-  --targets "LIST"      subset of "direct pgbouncer shardgate" [TARGETS] (default: all three)
+  --targets "LIST"      subset of "direct pgbouncer shardgate baseline" [TARGETS] (default: the
+                        first three, and baseline when --baseline is given)
   --rounds N            interleaved rounds; the order of targets rotates each round [ROUNDS] (default: 3)
   --duration SECONDS    pgbench -T per run [DURATION] (default: 10)
   --scale N             pgbench -i -s [SCALE] (default: 10)
@@ -44,10 +47,11 @@ EOF
 
 # ---------------------------------------------------------------- options
 ENVS="" # the settings that came from the environment, for the record
-for v in SHARDGATE POOL_MODE MODES CLIENTS TARGETS ROUNDS DURATION SCALE WARMUP WORKERS DATA_PLANES LATENCY OUT; do
+for v in SHARDGATE BASELINE POOL_MODE MODES CLIENTS TARGETS ROUNDS DURATION SCALE WARMUP WORKERS DATA_PLANES LATENCY OUT; do
     [[ -z ${!v+x} ]] || ENVS+="$(shell_quote "$v=${!v}") "
 done
 SHARDGATE=${SHARDGATE:-$REPO_ROOT/build/proxy/shardgate}
+BASELINE=${BASELINE:-}
 POOL_MODE=${POOL_MODE:-session}
 MODES=${MODES:-simple extended prepared}
 CLIENTS=${CLIENTS:-1 16 64}
@@ -66,6 +70,7 @@ need_arg() { [[ $# -ge 2 ]] || { echo "run.sh: $1 needs a value" >&2; exit 2; };
 while [[ $# -gt 0 ]]; do
     case $1 in
         --shardgate) need_arg "$@"; SHARDGATE=$2; shift 2 ;;
+        --baseline) need_arg "$@"; BASELINE=$2; shift 2 ;;
         --pool-mode) need_arg "$@"; POOL_MODE=$2; shift 2 ;;
         --modes) need_arg "$@"; MODES=$2; shift 2 ;;
         --clients) need_arg "$@"; CLIENTS=$2; shift 2 ;;
@@ -87,6 +92,11 @@ case $POOL_MODE in session | transaction) ;; *) die "--pool-mode must be session
 read -r -a MODE_LIST <<<"$MODES"
 read -r -a CLIENT_LIST <<<"$CLIENTS"
 read -r -a TARGET_LIST <<<"$TARGETS"
+if [[ -n $BASELINE ]]; then
+    in_list=0
+    for t in "${TARGET_LIST[@]}"; do [[ $t == baseline ]] && in_list=1; done
+    [[ $in_list == 1 ]] || TARGET_LIST+=(baseline)
+fi
 [[ ${#MODE_LIST[@]} -gt 0 && ${#CLIENT_LIST[@]} -gt 0 && ${#TARGET_LIST[@]} -gt 0 ]] ||
     die "--modes, --clients and --targets must not be empty"
 for m in "${MODE_LIST[@]}"; do
@@ -94,7 +104,7 @@ for m in "${MODE_LIST[@]}"; do
 done
 for c in "${CLIENT_LIST[@]}"; do is_uint "$c" && [[ $c -ge 1 ]] || die "bad client count '$c'"; done
 for t in "${TARGET_LIST[@]}"; do
-    case $t in direct | pgbouncer | shardgate) ;; *) die "unknown target '$t'" ;; esac
+    case $t in direct | pgbouncer | shardgate | baseline) ;; *) die "unknown target '$t'" ;; esac
 done
 for v in ROUNDS DURATION SCALE WARMUP; do is_uint "${!v}" || die "$v must be a number"; done
 [[ $ROUNDS -ge 1 && $DURATION -ge 1 && $SCALE -ge 1 ]] || die "rounds, duration and scale must be >= 1"
@@ -108,6 +118,11 @@ for b in initdb pg_ctl postgres psql pgbench; do
 done
 [[ -x $PY ]] || die "$PY not found"
 if has_target pgbouncer; then [[ -x $PGBOUNCER_BIN ]] || die "$PGBOUNCER_BIN not found (apt-get install pgbouncer)"; fi
+if has_target baseline; then
+    [[ -n $BASELINE ]] || die "target baseline needs --baseline PATH"
+    [[ $BASELINE == /* ]] || BASELINE=$PWD/$BASELINE
+    [[ -x $BASELINE ]] || die "baseline binary '$BASELINE' not found"
+fi
 if has_target shardgate; then
     [[ $SHARDGATE == /* ]] || SHARDGATE=$PWD/$SHARDGATE
     [[ -x $SHARDGATE ]] || die "shardgate binary '$SHARDGATE' not found; build it, e.g.
@@ -130,12 +145,14 @@ MAX_CLIENTS=0
 for c in "${CLIENT_LIST[@]}"; do [[ $c -gt $MAX_CLIENTS ]] && MAX_CLIENTS=$c; done
 # direct clients + PgBouncer's idle server pool + shardgate's server connections + slack
 PG_MAX_CONN=$((3 * MAX_CLIENTS + 20))
+has_target baseline && PG_MAX_CONN=$((4 * MAX_CLIENTS + 40)) # and the baseline's pool
 [[ $PG_MAX_CONN -ge 300 ]] || PG_MAX_CONN=300
 
 # ---------------------------------------------------------------- cleanup
 TMP=""
 PG_STARTED=0
 SG_PID=""
+BASE_PID=""
 PGB_PID=""
 BENCH_PID=""
 
@@ -147,6 +164,8 @@ cleanup() {
     if [[ -n $BENCH_PID ]]; then kill -TERM "$BENCH_PID" 2>/dev/null; wait "$BENCH_PID" 2>/dev/null; fi
     stop_pid "$SG_PID" shardgate
     [[ -n $SG_PID ]] && wait "$SG_PID" 2>/dev/null
+    stop_pid "$BASE_PID" baseline
+    [[ -n $BASE_PID ]] && wait "$BASE_PID" 2>/dev/null
     stop_pid "$PGB_PID" pgbouncer
     if [[ $PG_STARTED == 1 ]]; then
         runuser -u postgres -- "$PGBIN/pg_ctl" -D "$TMP/pgdata" -m fast -w -t 30 stop >/dev/null 2>&1 ||
@@ -172,7 +191,7 @@ chown postgres:postgres "$TMP/runs"
 export PGUSER=bench PGPASSWORD=bench PGDATABASE=bench PGHOST=127.0.0.1 PGSSLMODE=disable PGGSSENCMODE=disable
 unset PGSERVICE PGSERVICEFILE PGPASSFILE PGOPTIONS PGAPPNAME 2>/dev/null || true
 
-read -r PG_PORT PGB_PORT SG_PORT < <(free_ports 3)
+read -r PG_PORT PGB_PORT SG_PORT BASE_PORT < <(free_ports 4)
 
 # ---------------------------------------------------------------- Postgres
 echo "== Postgres 15 on 127.0.0.1:$PG_PORT (temp dir $TMP)"
@@ -258,16 +277,21 @@ fi
 # ---------------------------------------------------------------- shardgate
 SG_VERSION=""
 SG_SHA=""
-if has_target shardgate; then
-    echo "== shardgate on 127.0.0.1:$SG_PORT ($SHARDGATE)"
+BASE_VERSION=""
+BASE_SHA=""
+# Starts one shardgate: start_shardgate name binary port; sets STARTED_PID, STARTED_SHA,
+# STARTED_VERSION.
+start_shardgate() {
+    local name=$1 bin=$2 port=$3
+    echo "== $name on 127.0.0.1:$port ($bin)"
     # Run a private copy: a colleague's rebuild of the binary mid-run cannot change what is measured.
-    cp "$SHARDGATE" "$TMP/shardgate"
-    SG_SHA=$(sha256sum "$TMP/shardgate" | cut -c1-12)
-    SG_VERSION=$("$TMP/shardgate" --version 2>&1 | head -n 1)
+    cp "$bin" "$TMP/$name"
+    STARTED_SHA=$(sha256sum "$TMP/$name" | cut -c1-12)
+    STARTED_VERSION=$("$TMP/$name" --version 2>&1 | head -n 1)
     {
         echo "[shardgate]"
         echo "listen_addr = \"127.0.0.1\""
-        echo "listen_port = $SG_PORT"
+        echo "listen_port = $port"
         [[ -z $WORKERS ]] || echo "workers = $WORKERS"
         [[ -z $DATA_PLANES ]] || echo "data_planes = $DATA_PLANES"
         # Sized like PgBouncer's pool above: every client gets a server connection.
@@ -286,20 +310,28 @@ if has_target shardgate; then
         echo "[users.bench]"
         echo "password = \"bench\""
         echo "auth = \"scram-sha-256\""
-    } >"$TMP/shardgate.toml"
+    } >"$TMP/$name.toml"
     # setsid: its own session, as PgBouncer has after daemonizing (-d). With the kernel's
     # autogroup scheduling (sched_autogroup_enabled=1) each session is a scheduling group;
     # left in this script's session, shardgate would share one CPU share with pgbench.
-    setsid "$TMP/shardgate" --config "$TMP/shardgate.toml" </dev/null >"$TMP/shardgate.log" 2>&1 &
-    SG_PID=$!
+    setsid "$TMP/$name" --config "$TMP/$name.toml" </dev/null >"$TMP/$name.log" 2>&1 &
+    STARTED_PID=$!
     sleep 0.2
-    kill -0 "$SG_PID" 2>/dev/null || { show_log "$TMP/shardgate.log"; die "shardgate exited at start"; }
-    wait_ready shardgate "$SG_PORT" "$TMP/shardgate.log"
+    kill -0 "$STARTED_PID" 2>/dev/null || { show_log "$TMP/$name.log"; die "$name exited at start"; }
+    wait_ready "$name" "$port" "$TMP/$name.log"
+}
+if has_target shardgate; then
+    start_shardgate shardgate "$SHARDGATE" "$SG_PORT"
+    SG_PID=$STARTED_PID SG_SHA=$STARTED_SHA SG_VERSION=$STARTED_VERSION
+fi
+if has_target baseline; then
+    start_shardgate baseline "$BASELINE" "$BASE_PORT"
+    BASE_PID=$STARTED_PID BASE_SHA=$STARTED_SHA BASE_VERSION=$STARTED_VERSION
 fi
 
-target_port() { case $1 in direct) echo "$PG_PORT" ;; pgbouncer) echo "$PGB_PORT" ;; shardgate) echo "$SG_PORT" ;; esac; }
-target_pid() { case $1 in pgbouncer) echo "$PGB_PID" ;; shardgate) echo "$SG_PID" ;; *) echo "" ;; esac; }
-target_log() { case $1 in direct) echo "$TMP/postgres.log" ;; pgbouncer) echo "$TMP/pgbouncer.log" ;; shardgate) echo "$TMP/shardgate.log" ;; esac; }
+target_port() { case $1 in direct) echo "$PG_PORT" ;; pgbouncer) echo "$PGB_PORT" ;; shardgate) echo "$SG_PORT" ;; baseline) echo "$BASE_PORT" ;; esac; }
+target_pid() { case $1 in pgbouncer) echo "$PGB_PID" ;; shardgate) echo "$SG_PID" ;; baseline) echo "$BASE_PID" ;; *) echo "" ;; esac; }
+target_log() { case $1 in direct) echo "$TMP/postgres.log" ;; pgbouncer) echo "$TMP/pgbouncer.log" ;; shardgate) echo "$TMP/shardgate.log" ;; baseline) echo "$TMP/baseline.log" ;; esac; }
 supported() { # target mode
     [[ $1 == pgbouncer && $POOL_MODE == transaction && $2 == prepared ]] && return 1 # PgBouncer 1.18
     return 0
@@ -396,7 +428,7 @@ TOTAL=$((END_TS - SCRIPT_START)) # with setup: initdb, pgbench -i, starting the 
 
 # ---------------------------------------------------------------- report
 notes=()
-for t in pgbouncer shardgate; do
+for t in pgbouncer shardgate baseline; do
     has_target "$t" || continue
     log=$(target_log "$t")
     [[ -s $log ]] || continue
@@ -417,7 +449,7 @@ case $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo x) in
     1) AUTOGROUP=on ;; 0) AUTOGROUP=off ;; *) AUTOGROUP=unknown ;;
 esac
 export ELAPSED TOTAL LOAD_BEFORE LOAD_AFTER START_DATE CPU_MODEL NPROC HEAD DIRTY CMD SCALE DURATION ROUNDS \
-    WARMUP POOL_MODE PG_VERSION PGB_VERSION SG_VERSION SG_SHA LATENCY WORKERS DATA_PLANES AUTOGROUP
+    WARMUP POOL_MODE PG_VERSION PGB_VERSION SG_VERSION SG_SHA BASE_VERSION BASE_SHA LATENCY WORKERS DATA_PLANES AUTOGROUP
 "$PY" - "$RAW" "$OUT" "$ENVS" "${notes[@]}" <<'EOF'
 import csv, os, statistics, sys
 
@@ -440,7 +472,8 @@ for r in rows:
         keys.append(k)
         groups[k] = []
     groups[k].append(r)
-target_order = {"direct": 0, "pgbouncer": 1, "shardgate": 2}
+target_order = {"direct": 0, "pgbouncer": 1, "shardgate": 2, "baseline": 3}
+has_baseline = any(k[2] == "baseline" for k in groups)
 mode_order = {"simple": 0, "extended": 1, "prepared": 2}
 keys.sort(key=lambda k: (mode_order[k[0]], k[1], target_order[k[2]]))
 
@@ -469,6 +502,8 @@ for k in keys:
     )
 
 header = ["mode", "clients", "target", "tps (median)", "vs PgBouncer", "proxy CPU µs/txn", "lat avg ms"]
+if has_baseline:
+    header += ["tps, CPU vs baseline"]
 if latency:
     header += ["p50 ms", "p99 ms"]
 header += ["tps spread", "failed txns"]
@@ -477,7 +512,7 @@ for k in keys:
     mode, clients, target = k
     s = summary[k]
     if s is None:
-        table.append([mode, str(clients), target, "n/a", "n/a", "n/a", "n/a"] + (["n/a", "n/a"] if latency else []) + ["", "n/a"])
+        table.append([mode, str(clients), target, "n/a", "n/a", "n/a", "n/a"] + (["n/a"] if has_baseline else []) + (["n/a", "n/a"] if latency else []) + ["", "n/a"])
         continue
     base = summary.get((mode, clients, "pgbouncer"))
     if base and base["tps"] and s["tps"] is not None:
@@ -487,6 +522,12 @@ for k in keys:
     f = lambda v, fmt: "–" if v is None else fmt % v
     row = [mode, str(clients), target, f(s["tps"], "%.0f"), ratio,
            "–" if target == "direct" else f(s["cpu"], "%.1f"), f(s["lat"], "%.3f")]
+    if has_baseline:
+        b = summary.get((mode, clients, "baseline"))
+        if target == "shardgate" and b and b["tps"] and s["tps"] is not None and b["cpu"] and s["cpu"] is not None:
+            row += ["%.3f, %.3f" % (s["tps"] / b["tps"], s["cpu"] / b["cpu"])]
+        else:
+            row += [""]
     if latency:
         row += [f(s["p50"], "%.3f"), f(s["p99"], "%.3f")]
     row += [f(s["spread"], "%.1f%%")]
@@ -497,7 +538,7 @@ for k in keys:
     table.append(row)
 
 widths = [max(len(header[i]), *(len(r[i]) for r in table)) for i in range(len(header))]
-right = {3, 4, 5, 6, 7, 8, 9, 10}
+right = set(range(3, len(header)))
 def line(cells):
     return "| " + " | ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells)) + " |"
 sep = "|" + "|".join(("-" * (widths[i] + 1) + ":") if i in right else ("-" * (widths[i] + 2)) for i in range(len(header))) + "|"
@@ -508,6 +549,10 @@ tmins, tsecs = divmod(int(E["TOTAL"]), 60)
 workers = E["WORKERS"] or "one per core (default)"
 planes = E["DATA_PLANES"] or "cores − 1, at least 1 (default)"
 autogroup = E["AUTOGROUP"]
+baseline_line = ""
+if has_baseline:
+    baseline_line = (f"- baseline: {E['BASE_VERSION']} (binary sha256 {E['BASE_SHA']}), the same config on its own port; "
+                     "tps, CPU vs baseline: shardgate's median tps and CPU µs/txn over the baseline's\n")
 doc = f"""# shardgate benchmark, {E['START_DATE']}
 
 Command: `{envs}{E['CMD'].strip()}`; pgbench runs took {mins}m{secs:02d}s, {tmins}m{tsecs:02d}s with setup
@@ -520,7 +565,7 @@ Command: `{envs}{E['CMD'].strip()}`; pgbench runs took {mins}m{secs:02d}s, {tmin
   transactions processed; tps spread: (max − min) / median over the rounds
 - Postgres {E['PG_VERSION']} (fsync=off), {E['PGB_VERSION'] or 'PgBouncer not run'} pool_mode={E['POOL_MODE']},
   {E['SG_VERSION'] or 'shardgate not run'} (binary sha256 {E['SG_SHA'] or '–'}, repo {E['HEAD']}{E['DIRTY']}, workers: {workers}, data planes: {planes}), pool_mode={E['POOL_MODE']}
-- machine: {E['NPROC']} × {E['CPU_MODEL']}; pgbench, Postgres and the proxies all share it; kernel autogroup
+{baseline_line}- machine: {E['NPROC']} × {E['CPU_MODEL']}; pgbench, Postgres and the proxies all share it; kernel autogroup
   scheduling: {autogroup}; Postgres, PgBouncer (-d) and shardgate (setsid) each run in their own session
   Load average (1/5/15 min) before: {E['LOAD_BEFORE']}, after: {E['LOAD_AFTER']}
 
