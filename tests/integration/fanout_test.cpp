@@ -101,12 +101,14 @@ asio::awaitable<void> pump(fanout& f, sp::server_conn& c, std::size_t k, fixture
             co_await c.stream.async_write_all(f.to_backend(k).view(), wec);
             f.to_backend(k).clear();
         }
-        for (; a.what == fanout_action::kind::cancel; a = {}) {
-            const std::size_t j = a.backend;
-            auto target = sp::cancel_target{
-                fx.server.host(), static_cast<std::uint16_t>(fx.server.port()), conns[j]->key};
+        // One action names one backend; the others due come from next_cancel().
+        std::optional<std::size_t> cancel;
+        if (a.what == fanout_action::kind::cancel) cancel = a.backend;
+        for (; cancel; cancel = f.next_cancel()) {
+            auto target =
+                sp::cancel_target{fx.server.host(), static_cast<std::uint16_t>(fx.server.port()),
+                                  conns[*cancel]->key};
             co_await sp::async_send_cancel(ex, target);
-            if (auto more = f.next_cancel()) a = {fanout_action::kind::cancel, *more};
         }
     }
 }

@@ -393,7 +393,12 @@ TEST_CASE("10,000 idle clients over 20 server connections in transaction mode") 
             clients_wanted + 1, " (peak ", hwm, " KiB): ", per_client,
             " bytes per idle client (target <= 4096); open fds ", fds_before, " -> ",
             open_fds(sg_pid));
-    CHECK(per_client < 64.0 * 1024);
+    // An idle client costs its session, its data-plane link and the coroutine frames it waits
+    // in (3.4 KB at this writing); a sanitized build's allocator adds redzones.
+    if (sanitized_shardgate())
+        CHECK(per_client < 64.0 * 1024);
+    else
+        CHECK(per_client <= 4096.0);
 
     // Queries still work, from new libpq clients and from idle raw clients, and the backend
     // sees no more than pool_size connections.

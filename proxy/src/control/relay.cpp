@@ -42,23 +42,29 @@ void client_session::close_if_idle() {
 }
 
 awaitable<void> client_session::relay() {
+    // Not a coroutine: it picks the relay and returns its awaitable, so an idle client keeps
+    // no frame of its own here (scale: bytes per idle client).
     if (ctx_.closing_idle.load()) {
         // SIGINT came while this client logged in.
         end_ = link_end::admin_shutdown;
-        co_return co_await finish_relay();
+        return finish_relay();
     }
     ctx_.watch_idle(this, [w = weak_from_this(), ex = client_.socket().get_executor()] {
         asio::post(ex, [w] {
             if (auto s = w.lock()) s->close_if_idle();
         });
     });
-    // Transaction pooling runs on the Asio workers (the data plane relays session mode only).
-    if (pool_->cfg.mode == pool_mode::transaction) co_return co_await relay_transaction_mode();
+    // Transaction pooling: in the data plane or the Asio loop (relay_txn.cpp).
+    if (pool_->cfg.mode == pool_mode::transaction) return relay_transaction_mode();
     if (!ctx_.planes.empty() && !client_.is_tls() && !server().is_tls()) {
         relay_kind_ = relay_kind::plane;
-        co_return co_await relay_in_data_plane();
+        return relay_in_data_plane();
     }
     relay_kind_ = relay_kind::asio_session;
+    return relay_session_asio();
+}
+
+awaitable<void> client_session::relay_session_asio() {
     auto self = shared_from_this();
     auto ex = client_.socket().get_executor();
     // Both pumps run on this session's thread. Whichever ends first stops the other: the

@@ -54,13 +54,18 @@ awaitable<void> client_session::flush_client(error_code& ec) {
 }
 
 awaitable<void> client_session::relay_transaction_mode() {
+    // Not a coroutine (see relay()): the data plane's or the Asio loop's awaitable.
     core_.configure({cfg_->max_message_size, pool_->cfg.refuse_pinning},
                     split_ ? static_cast<txn_routing*>(this) : nullptr);
     if (!ctx_.planes.empty() && !client_.is_tls() && !server_tls_) {
         relay_kind_ = relay_kind::plane;
-        co_return co_await relay_transaction_mode_in_plane();
+        return relay_transaction_mode_in_plane();
     }
     relay_kind_ = relay_kind::asio_transaction;
+    return relay_transaction_mode_asio();
+}
+
+awaitable<void> client_session::relay_transaction_mode_asio() {
     auto self = shared_from_this();
     auto ex = client_.socket().get_executor();
     // The greeting's connection (if it took one) goes back to the pool at once.

@@ -330,16 +330,17 @@ void client_session::fatal_from_error(std::span<const std::byte> whole) {
 void start_session(proxy_context& ctx, tcp::socket sock) {
     auto ex = sock.get_executor();
     auto session = std::make_shared<client_session>(ctx, std::move(sock));
-    asio::co_spawn(
-        ex, [session]() -> awaitable<void> { co_await session->run(); },
-        [](const std::exception_ptr& e) {
-            if (!e) return;
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& err) {
-                spdlog::error("client session ended with an exception: {}", err.what());
-            }
-        });
+    // The session's coroutine itself, kept alive by the completion handler (no wrapping
+    // coroutine frame: an idle client costs what its frames hold).
+    auto body = session->run();
+    asio::co_spawn(ex, std::move(body), [session](const std::exception_ptr& e) {
+        if (!e) return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& err) {
+            spdlog::error("client session ended with an exception: {}", err.what());
+        }
+    });
 }
 
 }  // namespace shardgate::proxy

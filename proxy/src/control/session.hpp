@@ -100,7 +100,8 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
     awaitable<bool> apply_startup_params();
     std::uint8_t conn_lost_retries_ = 0;
     // relay.cpp
-    awaitable<void> relay();
+    awaitable<void> relay();  // picks one of these:
+    awaitable<void> relay_session_asio();
     awaitable<void> relay_in_data_plane();
     awaitable<void> pump_client_to_server(std::shared_ptr<client_session> self);
     awaitable<void> pump_server_to_client(std::shared_ptr<client_session> self);
@@ -130,7 +131,8 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
     std::optional<std::string> on_ready(char status, bool lsn_tail,
                                         std::string_view tail_value) override;
     void forget_prepared() override { split_->prepared.clear(); }
-    awaitable<void> relay_transaction_mode();
+    awaitable<void> relay_transaction_mode();  // picks one of these:
+    awaitable<void> relay_transaction_mode_asio();
     awaitable<void> relay_transaction_mode_in_plane();
     awaitable<void> finish_transaction_mode();
     awaitable<void> pump_server_txn(std::shared_ptr<client_session> self, std::uint64_t generation);
@@ -189,7 +191,6 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
     session_phase phase_ = session_phase::startup;
     protocol::write_buffer out_;
 
-    std::vector<std::pair<std::string, std::string>> startup_params_;
     std::string user_name_;
     std::string database_name_;
     const user_config* user_ = nullptr;
