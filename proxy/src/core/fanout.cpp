@@ -52,7 +52,7 @@ fanout_action fanout::on_bytes(std::size_t k, std::span<const std::byte> bytes) 
         if (f.status != pr::frame_status::ok) break;
         message(k, f.msg.type, b.in.pending().first(f.consumed), f.msg.body);
         b.in.consume(f.consumed);
-        if (b.ready) break;
+        if (b.ready || b.closed) break;
     }
     if (std::all_of(backends_.begin(), backends_.end(),
                     [](const backend& x) { return x.ready || x.closed; }))
@@ -87,7 +87,12 @@ void fanout::message(std::size_t k, char type, std::span<const std::byte> whole,
             }
             break;
         case 'C': {
-            auto [verb, n] = split_tag(pr::be::decode_command_complete(body)->tag);
+            const auto cc = pr::be::decode_command_complete(body);
+            if (!cc) {
+                lost(k);  // a malformed CommandComplete: the stream cannot be trusted
+                break;
+            }
+            auto [verb, n] = split_tag(cc->tag);
             if (!tag_seen_) tag_verb_ = std::move(verb);
             tag_seen_ = true;
             b.count += n.value_or(0);

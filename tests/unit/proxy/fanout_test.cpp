@@ -193,3 +193,18 @@ TEST_CASE("fanout: tags are summed by their verb") {
     }
     CHECK(read_client(f.client_out()).tags == std::vector<std::string>{"UPDATE 7"});
 }
+
+TEST_CASE("fanout: a malformed reply is a lost backend, not a crash") {
+    fanout f(2);
+    f.start(query_body("SELECT 1"));
+    (void)f.on_bytes(0, select_one());
+    // CommandComplete without its terminating NUL.
+    const std::vector<std::byte> bad{std::byte{'C'}, std::byte{0},   std::byte{0},  std::byte{0},
+                                     std::byte{6},   std::byte{'X'}, std::byte{'Y'}};
+    const auto a = f.on_bytes(1, bad);
+    CHECK(a.what == fanout_action::kind::done);
+    const auto v = read_client(f.client_out());
+    REQUIRE(v.codes.size() == 1);
+    CHECK(v.codes[0] == "08006");
+    CHECK(f.disposition(1) == backend_disposition::poisoned);
+}
