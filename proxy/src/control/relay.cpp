@@ -133,8 +133,7 @@ awaitable<void> client_session::pump_client_to_server(
                 break;
             }
         }
-        if (core_.tracker().terminated() && core_.tracker().server_idle() &&
-            core_.server_at_boundary()) {
+        if (terminated_and_answered()) {
             end_ = link_end::client_closed;
             break;
         }
@@ -176,8 +175,7 @@ awaitable<void> client_session::pump_server_to_client(
             end_ = link_end::admin_shutdown;
             break;
         }
-        if (core_.tracker().terminated() && core_.tracker().server_idle() &&
-            core_.server_at_boundary()) {
+        if (terminated_and_answered()) {
             end_ = link_end::client_closed;
             break;
         }

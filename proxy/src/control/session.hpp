@@ -172,6 +172,11 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
     // SIGINT: this session leaves now if no transaction is in flight (else when it ends).
     void close_if_idle();
     [[nodiscard]] bool session_idle() const;  // session mode on Asio: nothing in flight
+    // Session mode on Asio: the client said Terminate and the server owes it nothing more.
+    [[nodiscard]] bool terminated_and_answered() const {
+        return core_.tracker().terminated() && core_.tracker().server_idle() &&
+               core_.server_at_boundary();
+    }
     enum class relay_kind : std::uint8_t { none, asio_session, asio_transaction, plane };
     relay_kind relay_kind_ = relay_kind::none;
 
