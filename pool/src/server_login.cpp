@@ -132,7 +132,9 @@ class login {
             ec = co_await s.async_tls_connect(*req_.tls, req_.backend.host,
                                               mode == server_tls_mode::verify_full);
             if (ec) {
-                fail(pr::sqlstate::connection_failure, "TLS handshake failed: " + ec.message());
+                fail(pr::sqlstate::connection_failure,
+                     "TLS handshake failed: " +
+                         (s.tls_error().empty() ? ec.message() : s.tls_error()));
                 co_return false;
             }
             co_return true;

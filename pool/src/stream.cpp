@@ -4,28 +4,100 @@
 namespace shardgate::pool {
 
 awaitable<error_code> pg_stream::async_tls_accept(ssl::context& ctx) {
-    tls_ = std::make_unique<ssl::stream<tcp::socket&>>(*sock_, ctx);
-    error_code ec;
-    co_await tls_->async_handshake(ssl::stream_base::server, ec_token(ec));
-    co_return ec;
+    tls_ = std::make_unique<tls_channel>(ctx.native_handle(), tls_channel::side::accept);
+    return tls_handshake();
 }
 
 awaitable<error_code> pg_stream::async_tls_connect(ssl::context& ctx, const std::string& host,
                                                    bool verify_host) {
-    tls_ = std::make_unique<ssl::stream<tcp::socket&>>(*sock_, ctx);
-    // SNI, as libpq sends it (sslsni=1) for host names but not IP addresses.
-    error_code addr_ec;
-    asio::ip::make_address(host, addr_ec);
-    if (addr_ec) SSL_set_tlsext_host_name(tls_->native_handle(), host.c_str());
-    if (verify_host) {
-        tls_->set_verify_mode(ssl::verify_peer);
-        tls_->set_verify_callback(ssl::host_name_verification(host));
-    } else {
-        tls_->set_verify_mode(ssl::verify_none);
-    }
+    tls_ = std::make_unique<tls_channel>(ctx.native_handle(), tls_channel::side::connect);
+    tls_->set_peer(host, verify_host);
+    return tls_handshake();
+}
+
+namespace {
+
+// What a TLS session that failed reports (tls_error() says why).
+error_code tls_failure() {
+    return make_error_code(boost::system::errc::protocol_error);
+}
+
+constexpr std::size_t tls_read_size = std::size_t{32} * 1024;
+
+}  // namespace
+
+awaitable<error_code> pg_stream::tls_handshake() {
     error_code ec;
-    co_await tls_->async_handshake(ssl::stream_base::client, ec_token(ec));
-    co_return ec;
+    for (;;) {
+        const auto st = tls_->handshake();
+        // Even after a failure: the alert tells the peer why.
+        co_await tls_flush(ec);
+        if (st == tls_channel::status::ok) co_return ec;
+        if (st != tls_channel::status::want_input) co_return tls_failure();
+        if (ec) co_return ec;
+        co_await tls_fill(ec);
+        if (ec) co_return ec;
+    }
+}
+
+awaitable<void> pg_stream::tls_fill(error_code& ec) {
+    if (tls_in_.empty()) tls_in_.resize(tls_read_size);
+    const std::size_t n = co_await sock_->async_read_some(asio::buffer(tls_in_), ec_token(ec));
+    if (!ec) tls_->feed(std::span<const std::byte>(tls_in_.data(), n));
+}
+
+awaitable<void> pg_stream::tls_flush(error_code& ec) {
+    // The session-mode pumps read and write one stream at once, and a read may produce output
+    // (a KeyUpdate answer): one coroutine sends at a time, and sends everything queued.
+    if (tls_flushing_) co_return;
+    tls_flushing_ = true;
+    while (tls_->has_output() && !ec) {
+        const auto out = tls_->output();
+        const std::size_t n =
+            co_await asio::async_write(*sock_, asio::buffer(out.data(), out.size()), ec_token(ec));
+        tls_->consume(n);
+    }
+    tls_flushing_ = false;
+}
+
+awaitable<std::size_t> pg_stream::tls_read_some(asio::mutable_buffer b, error_code& ec) {
+    ec = {};
+    auto out = std::span<std::byte>(static_cast<std::byte*>(b.data()), b.size());
+    for (;;) {
+        const auto r = tls_->read(out);
+        if (tls_->has_output()) co_await tls_flush(ec);
+        if (r.n > 0) co_return r.n;  // a failure after it shows on the next read
+        if (r.st == tls_channel::status::closed) {
+            ec = asio::error::eof;
+            co_return 0;
+        }
+        if (r.st == tls_channel::status::failed) {
+            ec = tls_failure();
+            co_return 0;
+        }
+        if (r.st == tls_channel::status::ok || ec) co_return 0;  // an empty buffer
+        co_await tls_fill(ec);
+        if (ec) co_return 0;
+    }
+}
+
+awaitable<std::size_t> pg_stream::tls_read_exact(asio::mutable_buffer b, error_code& ec) {
+    ec = {};
+    std::size_t done = 0;
+    while (done < b.size() && !ec)
+        done += co_await tls_read_some(b + done, ec);
+    co_return done;
+}
+
+awaitable<std::size_t> pg_stream::tls_write(asio::const_buffer b, error_code& ec) {
+    ec = {};
+    if (!tls_->write(
+            std::span<const std::byte>(static_cast<const std::byte*>(b.data()), b.size()))) {
+        ec = tls_failure();
+        co_return 0;
+    }
+    co_await tls_flush(ec);
+    co_return ec ? 0 : b.size();
 }
 
 namespace {
@@ -42,7 +114,7 @@ std::span<std::byte> thread_scratch() {
 awaitable<std::span<const std::byte>> pg_stream::async_read_chunk(error_code& ec) {
     if (tls_) {
         if (tls_buf_.empty()) tls_buf_.resize(relay_chunk_size);
-        const std::size_t n = co_await tls_->async_read_some(asio::buffer(tls_buf_), ec_token(ec));
+        const std::size_t n = co_await tls_read_some(asio::buffer(tls_buf_), ec);
         co_return std::span<const std::byte>(tls_buf_.data(), n);
     }
     if (!sock_->non_blocking()) sock_->non_blocking(true, ec);
@@ -68,13 +140,9 @@ awaitable<std::span<const std::byte>> pg_stream::async_read_chunk(error_code& ec
 
 awaitable<void> pg_stream::async_write_all(std::span<const std::byte> b, error_code& ec) {
     if (tls_) {
-        // The write may wait for the peer, and `b` may be another session's scratch memory by
-        // then (a plain server's bytes relayed to a TLS client): the stream writes its own copy.
-        // Encrypting costs far more than the copy.
-        pending_.assign(b.begin(), b.end());
-        co_await asio::async_write(*tls_, asio::buffer(pending_), ec_token(ec));
-        pending_.clear();
-        if (pending_.capacity() > relay_chunk_size) pending_.shrink_to_fit();
+        // Encrypted into the channel's own buffer before anything waits: `b` may be another
+        // session's scratch memory (a plain server's bytes relayed to a TLS client).
+        co_await tls_write(asio::buffer(b.data(), b.size()), ec);
         co_return;
     }
     if (!sock_->non_blocking()) sock_->non_blocking(true, ec);
@@ -106,8 +174,14 @@ void pg_stream::rebind(const asio::any_io_executor& ex) {
 void pg_stream::write_now(std::span<const std::byte> b) {
     error_code ec;
     if (!sock_->is_open()) return;
-    if (tls_) return;  // a TLS record needs the SSL state; the close alone will do
     sock_->non_blocking(true, ec);
+    if (tls_) {
+        // Unless a write is under way (its record would be cut): then the close alone will do.
+        if (tls_flushing_ || tls_->has_output() || !tls_->write(b)) return;
+        const auto out = tls_->output();
+        tls_->consume(sock_->write_some(asio::buffer(out.data(), out.size()), ec));
+        return;
+    }
     sock_->write_some(asio::buffer(b.data(), b.size()), ec);
 }
 

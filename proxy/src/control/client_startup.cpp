@@ -62,7 +62,8 @@ awaitable<client_session::startup_outcome> client_session::read_startup() {
                 tls_tried = true;
                 ec = co_await client_.async_tls_accept(*ctx_.client_tls);
                 if (ec) {
-                    spdlog::debug("client TLS handshake failed: {}", ec.message());
+                    spdlog::debug("client TLS handshake failed: {}",
+                                  client_.tls_error().empty() ? ec.message() : client_.tls_error());
                     co_return startup_outcome::done;
                 }
             }

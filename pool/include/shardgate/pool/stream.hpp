@@ -10,7 +10,10 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
+
+#include "shardgate/pool/tls_channel.hpp"
 
 namespace shardgate::pool {
 
@@ -41,16 +44,16 @@ class pg_stream {
                                             bool verify_host);
 
     auto async_read_some(asio::mutable_buffer b, error_code& ec) {
-        if (tls_) return tls_->async_read_some(b, ec_token(ec));
+        if (tls_) return tls_read_some(b, ec);
         return sock_->async_read_some(b, ec_token(ec));
     }
     // Reads exactly b.size() bytes.
     auto async_read_exact(asio::mutable_buffer b, error_code& ec) {
-        if (tls_) return asio::async_read(*tls_, b, ec_token(ec));
+        if (tls_) return tls_read_exact(b, ec);
         return asio::async_read(*sock_, b, ec_token(ec));
     }
     auto async_write(asio::const_buffer b, error_code& ec) {
-        if (tls_) return asio::async_write(*tls_, b, ec_token(ec));
+        if (tls_) return tls_write(b, ec);
         return asio::async_write(*sock_, b, ec_token(ec));
     }
     auto async_write(std::span<const std::byte> b, error_code& ec) {
@@ -65,7 +68,7 @@ class pg_stream {
     awaitable<std::span<const std::byte>> async_read_chunk(error_code& ec);
     // Relay write: tries a non-blocking write; whatever the socket does not take is copied
     // into a buffer this stream owns before suspending, so `b` may be scratch memory (TLS
-    // always writes from such a copy).
+    // encrypts into its own buffer first).
     awaitable<void> async_write_all(std::span<const std::byte> b, error_code& ec);
 
     // Moves the socket to another executor (a pooled connection handed to a session on
@@ -82,13 +85,29 @@ class pg_stream {
     [[nodiscard]] bool is_open() const { return sock_->is_open(); }
     [[nodiscard]] bool is_tls() const { return tls_ != nullptr; }
     tcp::socket& socket() { return *sock_; }
+    // The TLS session (null on plain TCP). The data plane drives it over the socket's fd while
+    // it holds the socket; the stream uses it again once the socket is back.
+    [[nodiscard]] tls_channel* tls() const { return tls_.get(); }
+    // Why the last TLS operation failed (empty if none did).
+    [[nodiscard]] std::string tls_error() const { return tls_ ? tls_->error() : std::string(); }
 
   private:
+    awaitable<error_code> tls_handshake();
+    awaitable<std::size_t> tls_read_some(asio::mutable_buffer b, error_code& ec);
+    awaitable<std::size_t> tls_read_exact(asio::mutable_buffer b, error_code& ec);
+    awaitable<std::size_t> tls_write(asio::const_buffer b, error_code& ec);
+    // Sends the channel's output. Another coroutine's flush already running sends it too.
+    awaitable<void> tls_flush(error_code& ec);
+    // Reads ciphertext from the socket into the channel.
+    awaitable<void> tls_fill(error_code& ec);
+
     std::unique_ptr<tcp::socket> sock_;
-    std::unique_ptr<ssl::stream<tcp::socket&>> tls_;
+    std::unique_ptr<tls_channel> tls_;
     bool maybe_more_ = true;          // the last read filled the buffer: read before waiting
+    bool tls_flushing_ = false;       // a coroutine is sending the channel's output
+    std::vector<std::byte> tls_in_;   // ciphertext read from the socket
     std::vector<std::byte> tls_buf_;  // TLS reads suspend, so they cannot use the scratch
-    std::vector<std::byte> pending_;  // the unwritten rest of a relay write
+    std::vector<std::byte> pending_;  // the unwritten rest of a plain relay write
 };
 
 // Runs a callback when a duration passes unless disarmed first; used for connect and login
