@@ -66,6 +66,7 @@ void tls_channel::set_peer(const std::string& host, bool verify) {
 }
 
 void tls_channel::feed(std::span<const std::byte> cipher) {
+    readable_ = readable_ || !cipher.empty();
     while (!cipher.empty()) {
         const int n = static_cast<int>(std::min<std::size_t>(cipher.size(), 1U << 30U));
         const int w = BIO_write(in_, cipher.data(), n);
@@ -95,6 +96,7 @@ tls_channel::read_result tls_channel::read(std::span<std::byte> out) {
     }
     // Reading may produce output: a KeyUpdate answer, session tickets, an alert.
     drain();
+    readable_ = res.st != status::want_input;
     return res;
 }
 

@@ -56,7 +56,7 @@ awaitable<void> client_session::relay() {
     });
     // Transaction pooling: in the data plane or the Asio loop (relay_txn.cpp).
     if (pool_->cfg.mode == pool_mode::transaction) return relay_transaction_mode();
-    if (!ctx_.planes.empty() && !client_.is_tls() && !server().is_tls()) {
+    if (!ctx_.planes.empty()) {
         relay_kind_ = relay_kind::plane;
         return relay_in_data_plane();
     }
@@ -293,6 +293,8 @@ awaitable<void> client_session::relay_in_data_plane() {
     const auto server_proto = server().socket().local_endpoint(ec).protocol();
     auto link = std::make_shared<relay_link>(client_.socket().release(ec),
                                              server().socket().release(ec), cfg_->max_message_size);
+    link->client_tls = client_.tls();
+    link->server_tls = server().tls();
     link->tracker = core_.tracker();
     // The data plane wakes this coroutine through its own executor once the link ends.
     auto done = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());

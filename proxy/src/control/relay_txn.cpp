@@ -57,7 +57,7 @@ awaitable<void> client_session::relay_transaction_mode() {
     // Not a coroutine (see relay()): the data plane's or the Asio loop's awaitable.
     core_.configure({cfg_->max_message_size, pool_->cfg.refuse_pinning},
                     split_ ? static_cast<txn_routing*>(this) : nullptr);
-    if (!ctx_.planes.empty() && !client_.is_tls() && !server_tls_) {
+    if (!ctx_.planes.empty()) {
         relay_kind_ = relay_kind::plane;
         return relay_transaction_mode_in_plane();
     }

@@ -102,8 +102,8 @@ void data_plane::close_idle() {
 
 void data_plane::close_if_idle(relay_link& l) {
     if (!closing_idle_ || l.ended || l.tracker.terminated()) return;
-    if (l.tracker.server_idle() && l.tracker.txn_status() == 'I' && l.to_client.empty() &&
-        l.to_server.empty() && l.server_at_boundary && l.client_scanner.at_boundary())
+    if (l.tracker.server_idle() && l.tracker.txn_status() == 'I' && !l.unsent(true) &&
+        !l.unsent(false) && l.server_at_boundary && l.client_scanner.at_boundary())
         end(l, link_end::admin_shutdown);
 }
 
@@ -236,6 +236,8 @@ void data_plane::take_incoming() {
         live_.emplace(raw, std::move(l));
         refresh_interest(*raw);
         close_if_idle(*raw);  // SIGINT came while it logged in
+        // TLS may hold what the client sent right after its login.
+        if (!raw->ended && plane_buffered(raw->client_tls)) read_from(*raw, true);
     }
 }
 
@@ -261,14 +263,13 @@ void data_plane::set_interest(relay_link& l, bool client, bool in, bool out) {
 void data_plane::refresh_interest(relay_link& l) {
     // A side is read while nothing it sent is still waiting for the other side, and watched
     // for writability while something waits for it.
-    set_interest(l, true, l.to_server.empty(), !l.to_client.empty());
-    set_interest(l, false, l.to_client.empty(), !l.to_server.empty());
+    set_interest(l, true, !l.unsent(false), l.unsent(true));
+    set_interest(l, false, !l.unsent(true), l.unsent(false));
 }
 
 void data_plane::on_event(relay_link::side& s, std::uint32_t events) {
     relay_link& l = *s.link;
-    const bool has_out = !(s.client ? l.to_client : l.to_server).empty();
-    if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && has_out) {
+    if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && l.unsent(s.client)) {
         if (!flush(l, s.client)) return;
     }
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) read_from(l, s.client);
@@ -277,13 +278,14 @@ void data_plane::on_event(relay_link::side& s, std::uint32_t events) {
 void data_plane::read_from(relay_link& l, bool client) {
     const int fd = client ? l.client_fd : l.server_fd;
     const int target = client ? l.server_fd : l.client_fd;
+    auto* tls = client ? l.client_tls : l.server_tls;
+    auto* target_tls = client ? l.server_tls : l.client_tls;
     auto& pending = client ? l.to_server : l.to_client;
-    if (!pending.empty() || l.ended) return;  // paused until the other side drains
+    if (l.unsent(!client) || l.ended) return;  // paused until the other side drains
     auto buf = scratch();
     for (;;) {
-        const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+        const ssize_t n = plane_recv(fd, tls, buf);
         if (n < 0) {
-            if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return;
             return end(l, client ? link_end::client_closed : link_end::server_closed);
         }
@@ -327,21 +329,10 @@ void data_plane::read_from(relay_link& l, bool client) {
                 });
             if (err != pr::frame_error::none) return end(l, link_end::server_protocol_error);
         }
-        std::size_t done = 0;
-        while (done < chunk.size()) {
-            const ssize_t w =
-                ::send(target, chunk.data() + done, chunk.size() - done, MSG_NOSIGNAL);
-            if (w < 0) {
-                if (errno == EINTR) continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-                return end(l,
-                           client ? link_end::server_write_failed : link_end::client_write_failed);
-            }
-            done += static_cast<std::size_t>(w);
-        }
-        if (done < chunk.size()) {
-            // The peer is slow: keep the rest, stop reading this side, wait until it drains.
-            pending.assign(chunk.begin() + static_cast<std::ptrdiff_t>(done), chunk.end());
+        if (!plane_send(target, target_tls, chunk, pending))
+            return end(l, client ? link_end::server_write_failed : link_end::client_write_failed);
+        if (l.unsent(!client)) {
+            // The peer is slow: the rest is kept, this side is not read until it drains.
             if (!client) l.server_at_boundary = false;
             refresh_interest(l);
             return;
@@ -358,8 +349,7 @@ void data_plane::read_from(relay_link& l, bool client) {
 
 void data_plane::finish_if_terminated(relay_link& l) {
     if (l.ended || !l.tracker.terminated()) return;
-    if (l.to_server.empty() && l.to_client.empty() && l.server_at_boundary &&
-        l.tracker.server_idle()) {
+    if (!l.unsent(false) && !l.unsent(true) && l.server_at_boundary && l.tracker.server_idle()) {
         end(l, link_end::client_closed);
     }
 }
@@ -367,19 +357,11 @@ void data_plane::finish_if_terminated(relay_link& l) {
 bool data_plane::flush(relay_link& l, bool to_client) {
     const int fd = to_client ? l.client_fd : l.server_fd;
     auto& pending = to_client ? l.to_client : l.to_server;
-    std::size_t done = 0;
-    while (done < pending.size()) {
-        const ssize_t w = ::send(fd, pending.data() + done, pending.size() - done, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-            end(l, to_client ? link_end::client_write_failed : link_end::server_write_failed);
-            return false;
-        }
-        done += static_cast<std::size_t>(w);
+    if (!plane_flush(fd, to_client ? l.client_tls : l.server_tls, pending)) {
+        end(l, to_client ? link_end::client_write_failed : link_end::server_write_failed);
+        return false;
     }
-    pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(done));
-    if (!pending.empty()) return true;
+    if (l.unsent(to_client)) return true;
     if (pending.capacity() > chunk_size) pending.shrink_to_fit();
     if (to_client) l.server_at_boundary = l.server_scanner.at_boundary();
     // This side no longer needs EPOLLOUT; the source side may read again.

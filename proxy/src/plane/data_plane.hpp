@@ -1,8 +1,8 @@
 // The data plane: threads that relay client traffic over a level-triggered epoll set, as
 // PgBouncer does, so a busy worker handles every ready socket per wake-up with one epoll_wait and
 // no per-read re-arming. Session mode uses relay_link below; transaction mode (plane_txn.hpp)
-// registers its own handlers. Logins, TLS sessions, connection checkouts that must wait and
-// teardown stay on the Asio workers.
+// registers its own handlers. Both carry plain and TLS ends (plane_io.hpp). Logins and TLS
+// handshakes, connection checkouts that must wait and teardown stay on the Asio workers.
 #pragma once
 
 #include <array>
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/link_end.hpp"
+#include "plane/plane_io.hpp"
 #include "shardgate/protocol/exchange_tracker.hpp"
 #include "shardgate/protocol/frame.hpp"
 #include "shardgate/protocol/scanner.hpp"
@@ -95,12 +96,20 @@ struct relay_link {
 
     int client_fd;
     int server_fd;
+    // The TLS sessions of the two ends (null: plain TCP); their streams keep them.
+    pool::tls_channel* client_tls = nullptr;
+    pool::tls_channel* server_tls = nullptr;
     side client_side{this, true};
     side server_side{this, false};
     protocol::message_scanner client_scanner;
     protocol::message_scanner server_scanner;
     std::vector<std::byte> to_client;  // unwritten rest; reading the server pauses meanwhile
     std::vector<std::byte> to_server;  // unwritten rest; reading the client pauses meanwhile
+    // Something for that end the socket has not taken (plain rest or TLS ciphertext).
+    [[nodiscard]] bool unsent(bool for_client) const {
+        return for_client ? plane_unsent(client_tls, to_client)
+                          : plane_unsent(server_tls, to_server);
+    }
 
     // Replies owed, transaction status, Terminate (not forwarded: the server connection
     // outlives the client), FATAL from the server.

@@ -24,28 +24,17 @@ std::span<std::byte> scratch() {
     return buf;
 }
 
-// Sends as much of `b` as the socket takes: the count sent, or -1 when the peer is gone.
-std::ptrdiff_t send_some(int fd, std::span<const std::byte> b) {
-    std::size_t done = 0;
-    while (done < b.size()) {
-        const ssize_t w = ::send(fd, b.data() + done, b.size() - done, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-            return -1;
-        }
-        done += static_cast<std::size_t>(w);
-    }
-    return static_cast<std::ptrdiff_t>(done);
-}
-
 }  // namespace
 
 // ------------------------------------------------------------------ txn_plane_link
 
 txn_plane_link::txn_plane_link(std::shared_ptr<client_session> s, data_plane& plane, int client_fd)
-    : session_(std::move(s)), s_(*session_), plane_(plane) {
+    : session_(std::move(s)), s_(*session_), plane_(plane), client_tls_(s_.client_.tls()) {
     client_.fd = client_fd;
+}
+
+pool::tls_channel* txn_plane_link::server_tls() const {
+    return s_.conn_ ? s_.conn_->stream.tls() : nullptr;
 }
 
 txn_plane_link::~txn_plane_link() = default;
@@ -57,6 +46,13 @@ void txn_plane_link::start() {
     if (plane_.closing_idle() && s_.core_.client_in().empty()) return end(link_end::admin_shutdown);
     refresh_interest();
     if (!s_.core_.client_in().empty()) process_client();
+    read_buffered();
+}
+
+void txn_plane_link::read_buffered() {
+    // TLS may hold what the client sent while the plane did not read it (at login, or while
+    // queued for a connection): no epoll event will say so.
+    if (!ended_ && plane_buffered(client_tls_)) read_client();
 }
 
 void txn_plane_link::prefetch(int stage) const noexcept {
@@ -114,18 +110,17 @@ void txn_plane_link::refresh_interest() {
     // to a bound), so the queue costs no epoll_ctl and a client that leaves is seen.
     const bool read_client =
         (!acquiring_ || (queued_ && s_.core_.client_in().pending().size() < queued_input_limit)) &&
-        server_pending_.empty() && client_pending_.empty() && !end_after_flush_;
+        !server_unsent() && !client_unsent() && !end_after_flush_;
     plane_.watch(client_, &client_handler_,
-                 (read_client ? EPOLLIN : 0U) | (client_pending_.empty() ? 0U : EPOLLOUT));
+                 (read_client ? EPOLLIN : 0U) | (client_unsent() ? EPOLLOUT : 0U));
     if (server_)
-        plane_.watch(
-            server_->reg, server_.get(),
-            (client_pending_.empty() ? EPOLLIN : 0U) | (server_pending_.empty() ? 0U : EPOLLOUT));
+        plane_.watch(server_->reg, server_.get(),
+                     (client_unsent() ? 0U : EPOLLIN) | (server_unsent() ? EPOLLOUT : 0U));
 }
 
 void txn_plane_link::on_client_event(std::uint32_t events) {
     if (ended_) return;
-    if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && !client_pending_.empty()) {
+    if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && client_unsent()) {
         if (!flush_pending(true)) return;
     }
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) read_client();
@@ -133,21 +128,20 @@ void txn_plane_link::on_client_event(std::uint32_t events) {
 
 void txn_plane_link::on_server_event(std::uint32_t events) {
     if (ended_) return;
-    if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && !server_pending_.empty()) {
+    if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && server_unsent()) {
         if (!flush_pending(false)) return;
     }
     if (server_ && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) read_server();
 }
 
 void txn_plane_link::read_client() {
-    if (ended_ || (acquiring_ && !queued_) || end_after_flush_ || !server_pending_.empty() ||
-        !client_pending_.empty())
+    if (ended_ || (acquiring_ && !queued_) || end_after_flush_ || server_unsent() ||
+        client_unsent())
         return;
     auto buf = scratch();
     for (;;) {
-        const ssize_t n = ::recv(client_.fd, buf.data(), buf.size(), 0);
+        const ssize_t n = plane_recv(client_.fd, client_tls_, buf);
         if (n < 0) {
-            if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return;
             return end(link_end::client_closed);
         }
@@ -170,7 +164,7 @@ void txn_plane_link::read_client() {
                 continue;
             }
             if (!process_client()) return;
-            if (acquiring_ || !server_pending_.empty() || !client_pending_.empty()) return;
+            if (acquiring_ || server_unsent() || client_unsent()) return;
         }
         if (got < buf.size()) return;  // drained; level-triggered epoll reports more
     }
@@ -244,6 +238,7 @@ void txn_plane_link::take_over(std::shared_ptr<plane_server> srv) {
     s_.conn_ = std::move(server_->conn);
     s_.on_server_attached();
     process_client();
+    read_buffered();
 }
 
 void txn_plane_link::acquired(pool::server_pool* pool, bool ok, tcp proto, int fd) {
@@ -268,12 +263,14 @@ void txn_plane_link::acquired(pool::server_pool* pool, bool ok, tcp proto, int f
         // The errors the client is owed are in the core's client_out().
         if (s_.fatal_sent_) end_after_flush_ = true;
         if (!send_to_client()) return;
-        if (end_after_flush_ && client_pending_.empty()) return end(link_end::client_closed);
+        if (end_after_flush_ && !client_unsent()) return end(link_end::client_closed);
         refresh_interest();
         if (!end_after_flush_ && !s_.core_.client_in().empty()) process_client();
+        read_buffered();
         return;
     }
     process_client();
+    read_buffered();
 }
 
 void txn_plane_link::detach() {
@@ -290,59 +287,38 @@ bool txn_plane_link::send_to_server() {
         out.clear();
         return true;
     }
-    if (!server_pending_.empty()) {
-        server_pending_.insert(server_pending_.end(), out.view().begin(), out.view().end());
-        out.clear();
-        return true;
-    }
-    const auto sent = send_some(server_->reg.fd, out.view());
-    if (sent < 0) {
-        out.clear();
+    const bool ok = plane_send(server_->reg.fd, server_tls(), out.view(), server_pending_);
+    out.clear();
+    if (!ok) {
         end(link_end::server_write_failed);
         return false;
     }
-    if (static_cast<std::size_t>(sent) < out.size()) {
-        const auto rest = out.view().subspan(static_cast<std::size_t>(sent));
-        server_pending_.assign(rest.begin(), rest.end());
-        refresh_interest();
-    }
-    out.clear();
+    if (server_unsent()) refresh_interest();
     return true;
 }
 
 bool txn_plane_link::send_to_client() {
     auto& out = s_.core_.client_out();
     if (out.empty()) return true;
-    if (!client_pending_.empty()) {
-        client_pending_.insert(client_pending_.end(), out.view().begin(), out.view().end());
-        out.clear();
-        return true;
-    }
-    const auto sent = send_some(client_.fd, out.view());
-    if (sent < 0) {
-        out.clear();
+    const bool was_unsent = client_unsent();
+    const bool ok = plane_send(client_.fd, client_tls_, out.view(), client_pending_);
+    out.clear();
+    if (!ok) {
         end(link_end::client_write_failed);
         return false;
     }
-    if (static_cast<std::size_t>(sent) < out.size()) {
-        const auto rest = out.view().subspan(static_cast<std::size_t>(sent));
-        client_pending_.assign(rest.begin(), rest.end());
-        refresh_interest();
-    }
-    out.clear();
+    if (!was_unsent && client_unsent()) refresh_interest();
     return true;
 }
 
 bool txn_plane_link::flush_pending(bool to_client) {
     auto& pending = to_client ? client_pending_ : server_pending_;
     const int fd = to_client ? client_.fd : server_->reg.fd;
-    const auto sent = send_some(fd, pending);
-    if (sent < 0) {
+    if (!plane_flush(fd, to_client ? client_tls_ : server_tls(), pending)) {
         end(to_client ? link_end::client_write_failed : link_end::server_write_failed);
         return false;
     }
-    pending.erase(pending.begin(), pending.begin() + sent);
-    if (!pending.empty()) return true;
+    if (to_client ? client_unsent() : server_unsent()) return true;
     if (pending.capacity() > chunk_size) pending.shrink_to_fit();
     if (to_client && end_after_flush_) {
         end(link_end::client_closed);
@@ -360,25 +336,25 @@ bool txn_plane_link::flush_pending(bool to_client) {
 }
 
 void txn_plane_link::read_server() {
-    if (ended_ || !server_ || !client_pending_.empty()) return;
+    if (ended_ || !server_ || client_unsent()) return;
+    auto* tls = server_tls();
     auto buf = scratch();
     for (;;) {
-        const ssize_t n = ::recv(server_->reg.fd, buf.data(), buf.size(), 0);
+        const ssize_t n = plane_recv(server_->reg.fd, tls, buf);
         if (n < 0) {
-            if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return;
             return end(link_end::server_closed);
         }
         if (n == 0) return end(link_end::server_closed);
         const auto got = static_cast<std::size_t>(n);
         txn_event ev{txn_event::kind::server_bytes, std::span<const std::byte>(buf.data(), got)};
-        ev.server_unsent = !server_pending_.empty();
+        ev.server_unsent = server_unsent();
         const auto a = s_.txn_resume(ev);
         if (a.what == txn_action::kind::close && a.why == link_end::server_protocol_error)
             return end(link_end::server_protocol_error);
         if (!send_to_client()) return;
         if (after_server_data(a)) return;
-        if (!client_pending_.empty()) return;  // the client is slow: wait for it
+        if (client_unsent()) return;  // the client is slow: wait for it
         if (got < buf.size()) return;
     }
 }
@@ -435,7 +411,7 @@ void txn_plane_link::plane_stopping() {
 
 void txn_plane_link::plane_closing_idle() {
     // A client between transactions leaves now; one in a transaction when it ends (detach).
-    if (!server_ && !acquiring_ && !s_.core_.tracker().terminated() && client_pending_.empty())
+    if (!server_ && !acquiring_ && !s_.core_.tracker().terminated() && !client_unsent())
         end(link_end::admin_shutdown);
 }
 
@@ -482,7 +458,8 @@ awaitable<void> client_session::relay_transaction_mode_in_plane() {
     if (conn_ && plane_server_fd_ >= 0)
         server().socket().assign(plane_server_proto_, plane_server_fd_, ec);
     plane_server_fd_ = -1;
-    if (!core_.client_out().empty() || !plane_leftover_.empty()) {
+    const bool tls_unsent = client_.tls() != nullptr && client_.tls()->has_output();
+    if (!core_.client_out().empty() || !plane_leftover_.empty() || tls_unsent) {
         // Replies the plane could not write yet (a slow client) go out before anything else.
         std::vector<std::byte> rest = std::move(plane_leftover_);
         rest.insert(rest.end(), core_.client_out().view().begin(), core_.client_out().view().end());

@@ -23,6 +23,7 @@
 #include "control/io.hpp"
 #include "core/txn_core.hpp"
 #include "plane/data_plane.hpp"
+#include "plane/plane_io.hpp"
 #include "shardgate/pool/server_pool.hpp"
 
 namespace shardgate::proxy {
@@ -163,6 +164,12 @@ class txn_plane_link final : public plane_resident,
     bool process_client();  // false: the link ended
     bool attach_parked();
     void detach();
+    // The attached server connection's TLS session (null: plain TCP or none attached).
+    [[nodiscard]] pool::tls_channel* server_tls() const;
+    // Something for that end the socket has not taken (plain rest or TLS ciphertext).
+    [[nodiscard]] bool client_unsent() const { return plane_unsent(client_tls_, client_pending_); }
+    [[nodiscard]] bool server_unsent() const { return plane_unsent(server_tls(), server_pending_); }
+    void read_buffered();
     bool send_to_server();  // false: the link ended
     bool send_to_client();
     bool flush_pending(bool to_client);
@@ -183,6 +190,7 @@ class txn_plane_link final : public plane_resident,
     std::shared_ptr<plane_server> server_;
     std::vector<std::byte> client_pending_;  // unwritten; reading the server pauses meanwhile
     std::vector<std::byte> server_pending_;  // unwritten; reading the client pauses meanwhile
+    pool::tls_channel* client_tls_;          // the client's TLS session (null: plain TCP)
     std::chrono::steady_clock::time_point acquire_since_{};  // read by the session's worker
     bool acquiring_ = false;  // waiting for a connection (queued here, or asking the pool)
     bool queued_ = false;     // ... queued here (not asking the pool)

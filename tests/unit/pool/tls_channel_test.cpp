@@ -150,8 +150,15 @@ TEST_CASE("tls_channel: a read that fills its buffer leaves the rest buffered") 
     CHECK(r.n == 1000);
     CHECK(r.st == st::ok);
     CHECK(s.buffered());
+    CHECK(s.readable());  // a paused reader must come back without waiting for the socket
     CHECK(read_all(s).size() == 4000);
     CHECK_FALSE(s.buffered());
+    CHECK_FALSE(s.readable());
+    s.feed({});
+    CHECK_FALSE(s.readable());
+    REQUIRE(c.write(pattern(10)));
+    carry(c, s);
+    CHECK(s.readable());
 }
 
 TEST_CASE("tls_channel: the handshake survives ciphertext one byte at a time") {

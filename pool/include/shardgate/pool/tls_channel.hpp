@@ -50,9 +50,13 @@ class tls_channel {
     // Decrypts into `out` as far as the fed ciphertext goes. st is want_input when it stopped
     // for lack of input (n may be > 0), ok when `out` is full (more may be buffered).
     read_result read(std::span<std::byte> out);
-    // Fed ciphertext or decrypted plaintext not yet returned by read(): a reader that paused
-    // must read again before waiting for the socket.
+    // Fed ciphertext or decrypted plaintext not yet returned by read() (a partial record
+    // counts too).
     [[nodiscard]] bool buffered() const;
+    // read() may return something without more input: the last read filled its buffer, or
+    // input came since, or the session ended. A reader that paused reads again before it
+    // waits for the socket when this is set.
+    [[nodiscard]] bool readable() const { return readable_; }
     // Encrypts all of `plain` into output(). False: a TLS error.
     bool write(std::span<const std::byte> plain);
     // Queues close_notify.
@@ -77,6 +81,7 @@ class tls_channel {
     std::vector<std::byte> out_;
     std::size_t out_at_ = 0;
     std::string error_;
+    bool readable_ = false;
 };
 
 }  // namespace shardgate::pool
