@@ -37,6 +37,9 @@ Options (environment variable in brackets; the option wins):
   --workers N           shardgate workers (default: not set, i.e. one per core) [WORKERS]
   --data-planes N       shardgate data_planes (default: not set, i.e. cores - 1, at least 1) [DATA_PLANES]
   --latency             also record p50/p99 latency from pgbench --log files [LATENCY=1]
+  --client-tls          clients reach the proxies over TLS (pgbench sslmode=require; PgBouncer
+                        client_tls_sslmode = require, shardgate tls_cert_file; a self-signed
+                        P-256 certificate made for the run); direct Postgres stays plain [CLIENT_TLS=1]
   --out FILE            markdown results file [OUT] (default: bench/results-<date>.md;
                         the raw per-run rows go next to it as <name>.runs.tsv)
   -h, --help            this help
@@ -47,7 +50,7 @@ EOF
 
 # ---------------------------------------------------------------- options
 ENVS="" # the settings that came from the environment, for the record
-for v in SHARDGATE BASELINE POOL_MODE MODES CLIENTS TARGETS ROUNDS DURATION SCALE WARMUP WORKERS DATA_PLANES LATENCY OUT; do
+for v in SHARDGATE BASELINE POOL_MODE MODES CLIENTS TARGETS ROUNDS DURATION SCALE WARMUP WORKERS DATA_PLANES LATENCY CLIENT_TLS OUT; do
     [[ -z ${!v+x} ]] || ENVS+="$(shell_quote "$v=${!v}") "
 done
 SHARDGATE=${SHARDGATE:-$REPO_ROOT/build/proxy/shardgate}
@@ -82,6 +85,7 @@ while [[ $# -gt 0 ]]; do
         --workers) need_arg "$@"; WORKERS=$2; shift 2 ;;
         --data-planes) need_arg "$@"; DATA_PLANES=$2; shift 2 ;;
         --latency) LATENCY=1; shift ;;
+        --client-tls) CLIENT_TLS=1; shift ;;
         --out) need_arg "$@"; OUT=$2; shift 2 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "run.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
@@ -193,6 +197,19 @@ unset PGSERVICE PGSERVICEFILE PGPASSFILE PGOPTIONS PGAPPNAME 2>/dev/null || true
 
 read -r PG_PORT PGB_PORT SG_PORT BASE_PORT < <(free_ports 4)
 
+# ---------------------------------------------------------------- client TLS
+CLIENT_TLS=${CLIENT_TLS:-0}
+PROXY_SSLMODE=disable # how pgbench reaches the proxies
+[[ $CLIENT_TLS == 1 ]] && PROXY_SSLMODE=require
+if [[ $CLIENT_TLS == 1 ]]; then
+    echo "== client TLS: a self-signed certificate for the proxies"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=localhost -keyout "$TMP/proxy.key" -out "$TMP/proxy.crt" >"$TMP/openssl.log" 2>&1 ||
+        { show_log "$TMP/openssl.log"; die "openssl could not make a certificate"; }
+    chown postgres:postgres "$TMP/proxy.key" "$TMP/proxy.crt"
+    chmod 600 "$TMP/proxy.key"
+fi
+
 # ---------------------------------------------------------------- Postgres
 echo "== Postgres 15 on 127.0.0.1:$PG_PORT (temp dir $TMP)"
 runuser -u postgres -- "$PGBIN/initdb" -D "$TMP/pgdata" -U postgres -E UTF8 --locale=C \
@@ -249,7 +266,11 @@ min_pool_size = 0
 reserve_pool_size = 0
 max_db_connections = 0
 server_tls_sslmode = disable
-client_tls_sslmode = disable
+$(if [[ $CLIENT_TLS == 1 ]]; then
+        printf 'client_tls_sslmode = require\nclient_tls_key_file = %s\nclient_tls_cert_file = %s\n' "$TMP/proxy.key" "$TMP/proxy.crt"
+    else
+        echo "client_tls_sslmode = disable"
+    fi)
 logfile = $TMP/pgbouncer.log
 pidfile = $TMP/pgbouncer.pid
 log_connections = 0
@@ -270,7 +291,7 @@ EOF
     for ((i = 0; i < 50; i++)); do [[ -s $TMP/pgbouncer.pid ]] && break; sleep 0.1; done
     PGB_PID=$(cat "$TMP/pgbouncer.pid" 2>/dev/null || true)
     [[ -n $PGB_PID ]] && kill -0 "$PGB_PID" 2>/dev/null || { show_log "$TMP/pgbouncer.log"; die "PgBouncer has no pid file"; }
-    wait_ready PgBouncer "$PGB_PORT" "$TMP/pgbouncer.log"
+    PGSSLMODE=$PROXY_SSLMODE wait_ready PgBouncer "$PGB_PORT" "$TMP/pgbouncer.log"
     PGB_VERSION=$("$PGBOUNCER_BIN" --version | head -n 1)
 fi
 
@@ -300,6 +321,10 @@ start_shardgate() {
         echo "max_client_conn = $((MAX_CLIENTS + 20))"
         echo "log_level = \"warn\""
         echo "shutdown_timeout_ms = 2000"
+        if [[ $CLIENT_TLS == 1 ]]; then
+            echo "tls_cert_file = \"$TMP/proxy.crt\""
+            echo "tls_key_file = \"$TMP/proxy.key\""
+        fi
         echo
         echo "[databases.bench]"
         echo "host = \"127.0.0.1\""
@@ -318,7 +343,7 @@ start_shardgate() {
     STARTED_PID=$!
     sleep 0.2
     kill -0 "$STARTED_PID" 2>/dev/null || { show_log "$TMP/$name.log"; die "$name exited at start"; }
-    wait_ready "$name" "$port" "$TMP/$name.log"
+    PGSSLMODE=$PROXY_SSLMODE wait_ready "$name" "$port" "$TMP/$name.log"
 }
 if has_target shardgate; then
     start_shardgate shardgate "$SHARDGATE" "$SG_PORT"
@@ -355,7 +380,9 @@ run_pgbench() { # target mode clients duration tag
     fi
     c0=-1
     [[ -n $pid ]] && c0=$(cpu_ticks "$pid")
-    "$PGBIN/pgbench" "${args[@]}" >"$out" 2>&1 &
+    local sslmode=$PROXY_SSLMODE
+    [[ $target == direct ]] && sslmode=disable
+    PGSSLMODE=$sslmode "$PGBIN/pgbench" "${args[@]}" >"$out" 2>&1 &
     BENCH_PID=$!
     wait "$BENCH_PID" || rc=$?
     BENCH_PID=""
@@ -449,7 +476,8 @@ case $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo x) in
     1) AUTOGROUP=on ;; 0) AUTOGROUP=off ;; *) AUTOGROUP=unknown ;;
 esac
 export ELAPSED TOTAL LOAD_BEFORE LOAD_AFTER START_DATE CPU_MODEL NPROC HEAD DIRTY CMD SCALE DURATION ROUNDS \
-    WARMUP POOL_MODE PG_VERSION PGB_VERSION SG_VERSION SG_SHA BASE_VERSION BASE_SHA LATENCY WORKERS DATA_PLANES AUTOGROUP
+    WARMUP POOL_MODE PG_VERSION PGB_VERSION SG_VERSION SG_SHA BASE_VERSION BASE_SHA LATENCY WORKERS DATA_PLANES AUTOGROUP \
+    CLIENT_TLS
 "$PY" - "$RAW" "$OUT" "$ENVS" "${notes[@]}" <<'EOF'
 import csv, os, statistics, sys
 
@@ -553,6 +581,11 @@ baseline_line = ""
 if has_baseline:
     baseline_line = (f"- baseline: {E['BASE_VERSION']} (binary sha256 {E['BASE_SHA']}), the same config on its own port; "
                      "tps, CPU vs baseline: shardgate's median tps and CPU µs/txn over the baseline's\n")
+tls_line = ""
+if E["CLIENT_TLS"] == "1":
+    tls_line = ("- client TLS: pgbench connects to the proxies with sslmode=require (self-signed P-256 certificate; "
+                "PgBouncer client_tls_sslmode=require, shardgate tls_cert_file); direct Postgres and both proxies' "
+                "server connections are plain\n")
 doc = f"""# shardgate benchmark, {E['START_DATE']}
 
 Command: `{envs}{E['CMD'].strip()}`; pgbench runs took {mins}m{secs:02d}s, {tmins}m{tsecs:02d}s with setup
@@ -565,7 +598,7 @@ Command: `{envs}{E['CMD'].strip()}`; pgbench runs took {mins}m{secs:02d}s, {tmin
   transactions processed; tps spread: (max − min) / median over the rounds
 - Postgres {E['PG_VERSION']} (fsync=off), {E['PGB_VERSION'] or 'PgBouncer not run'} pool_mode={E['POOL_MODE']},
   {E['SG_VERSION'] or 'shardgate not run'} (binary sha256 {E['SG_SHA'] or '–'}, repo {E['HEAD']}{E['DIRTY']}, workers: {workers}, data planes: {planes}), pool_mode={E['POOL_MODE']}
-{baseline_line}- machine: {E['NPROC']} × {E['CPU_MODEL']}; pgbench, Postgres and the proxies all share it; kernel autogroup
+{baseline_line}{tls_line}- machine: {E['NPROC']} × {E['CPU_MODEL']}; pgbench, Postgres and the proxies all share it; kernel autogroup
   scheduling: {autogroup}; Postgres, PgBouncer (-d) and shardgate (setsid) each run in their own session
   Load average (1/5/15 min) before: {E['LOAD_BEFORE']}, after: {E['LOAD_AFTER']}
 
