@@ -27,12 +27,6 @@ constexpr const char* user = "alice";
 constexpr const char* password = "secret";
 constexpr const char* database = "app";
 
-// $SHARDGATE_TEST_RELAY_ENGINE picks shardgate's relay_engine (ctest runs the corpus on each).
-std::string relay_engine_line() {
-    const char* e = std::getenv("SHARDGATE_TEST_RELAY_ENGINE");
-    return e == nullptr ? "" : std::string("relay_engine = \"") + e + "\"\n";
-}
-
 // $SHARDGATE_TEST_POOL_MODE picks pool_mode (default: shardgate's default, transaction).
 bool transaction_pooling() {
     const char* m = std::getenv("SHARDGATE_TEST_POOL_MODE");
@@ -57,7 +51,7 @@ std::string proxy_toml(const pg_server& pg) {
            // A fresh server connection per case: a reused one carries history that differs by
            // nature (a temp schema in current_schemas(true), say); pool_test covers reuse.
            "server_lifetime_ms = 1\nserver_lifetime_jitter_ms = 0\n" +
-           relay_engine_line() + pool_mode_line() +
+           pool_mode_line() +
            "[databases.app]\nhost = \"127.0.0.1\"\nport = " + std::to_string(pg.port()) +
            "\ndbname = \"app\"\nserver_tls = \"disable\"\n"
            "[users.alice]\npassword = \"secret\"\nauth = \"scram-sha-256\"\n";

@@ -44,8 +44,6 @@ struct fixture {
         topo.create_database("app", "alice");
         std::string toml =
             "[shardgate]\nlisten_port = @PORT@\nhttp_port = @HTTP_PORT@\nworkers = 2\n" + extra;
-        if (const char* e = std::getenv("SHARDGATE_TEST_RELAY_ENGINE"))
-            toml += std::string("relay_engine = \"") + e + "\"\n";
         toml += "[databases.app]\nport = " + std::to_string(pg().port()) +
                 "\nserver_tls = \"disable\"\n[users.alice]\npassword = \"secret\"\n";
         sg = std::make_unique<shardgate_process>(shardgate_options{.config_toml = toml});

@@ -146,10 +146,9 @@ int raw_login(int port) {
 TEST_CASE("a client that pipelines Close messages behind a large result: bounded") {
     // shardgate answers a Close of a prepared statement itself; behind a result the client
     // does not read, those answers wait in the session's queue: it must stop reading the
-    // client rather than queue them without end. The Asio loop (the data plane stops reading a
-    // client that does not take its replies).
-    fixture f("relay_engine = \"asio\"\n", false, false,
-              "[users.alice]\nauth = \"trust\"\npassword = \"secret\"\n");
+    // client rather than queue them without end (the data plane stops reading a client that
+    // does not take its replies).
+    fixture f("", false, false, "[users.alice]\nauth = \"trust\"\npassword = \"secret\"\n");
     const int fd = raw_login(f.sg->port());
     REQUIRE(fd >= 0);
     const std::string query = "SELECT repeat('x', 10000) FROM generate_series(1, 5000)";
@@ -185,7 +184,7 @@ TEST_CASE("a client that pipelines and does not read: results wait in the server
         auto c = f.connect();
         pipeline_without_reading(f, c.get());
     }
-    SUBCASE("Asio loop (TLS clients)") {
+    SUBCASE("data plane (TLS clients)") {
         fixture f("", true);
         auto c = f.connect("sslmode=require");
         pipeline_without_reading(f, c.get());

@@ -34,8 +34,6 @@ struct fixture {
         // Session pooling (txn_pool_test covers transaction pooling, the default).
         std::string toml =
             "[shardgate]\nlisten_port = @PORT@\nworkers = 2\npool_mode = \"session\"\n" + pool;
-        if (const char* e = std::getenv("SHARDGATE_TEST_RELAY_ENGINE"))
-            toml += std::string("relay_engine = \"") + e + "\"\n";
         toml += "[databases.app]\nport = " + std::to_string(pg().port()) +
                 "\nserver_tls = \"disable\"\n[users.alice]\npassword = \"secret\"\n";
         sg = std::make_unique<shardgate_process>(shardgate_options{.config_toml = toml});

@@ -37,9 +37,13 @@ TEST_CASE("pgbench -S spreads over the replicas as each policy says; writes only
         const char* name;
         double min_share2, max_share2;  // replica 2's share of the replicas' reads
     };
+    // least_connections sends a read where fewer connections are in use: on this shared
+    // machine a replica that happens to run slower holds its connections longer and gets
+    // fewer reads (0.807 was seen under a parallel ctest), so only "both take a real part" is
+    // a property of the policy; round robin and weights are exact counts.
     for (const policy p :
          {policy{"round_robin", 0.40, 0.60}, policy{"weighted", 0.65, 0.85},
-          policy{"least_connections", 0.20, 0.80}, policy{"least_latency", 0.0, 1.0}}) {
+          policy{"least_connections", 0.10, 0.90}, policy{"least_latency", 0.0, 1.0}}) {
         const std::string policy_name = p.name;  // doctest prints a const char* as a pointer
         CAPTURE(policy_name);
         c.start(std::string("load_balance = \"") + p.name + "\"\n", "", 2000);

@@ -39,9 +39,6 @@ struct fixture {
         std::string toml =
             "[shardgate]\nlisten_port = @PORT@\nworkers = 2\npool_mode = \"session\"\n" +
             extra_main;
-        // ctest runs this file once per relay engine (integration_session_test_asio_relay).
-        if (const char* e = std::getenv("SHARDGATE_TEST_RELAY_ENGINE"))
-            toml += std::string("relay_engine = \"") + e + "\"\n";
         for (int i = 0; i < shards; ++i) {
             toml += "[databases.app" + std::to_string(i) +
                     "]\nport = " + std::to_string(topo.shard(i).primary().port()) +

@@ -66,8 +66,6 @@ struct cluster {
             "\nserver_backoff_initial_ms = 100\nserver_backoff_max_ms = 200\n"
             "server_connect_timeout_ms = 1000\n" +
             main_extra;
-        if (const char* e = std::getenv("SHARDGATE_TEST_RELAY_ENGINE"))
-            toml += std::string("relay_engine = \"") + e + "\"\n";
         toml += "[databases.app]\nport = " + std::to_string(primary().port()) +
                 "\nserver_tls = \"disable\"\nreplicas = [{ host = \"127.0.0.1\", port = " +
                 std::to_string(replica(0).port()) + ", weight = 1 }, { host = \"127.0.0.1\", " +

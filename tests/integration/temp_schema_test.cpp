@@ -34,8 +34,6 @@ struct fixture {
             "app");
         std::string toml = "[shardgate]\nlisten_port = @PORT@\nworkers = 2\npool_mode = \"" + mode +
                            "\"\npool_size = 1\n";
-        if (const char* e = std::getenv("SHARDGATE_TEST_RELAY_ENGINE"))
-            toml += std::string("relay_engine = \"") + e + "\"\n";
         toml += "[databases.app]\nport = " + std::to_string(pg().port()) +
                 "\nserver_tls = \"disable\"\n[users.alice]\npassword = \"secret\"\n";
         sg = std::make_unique<shardgate_process>(shardgate_options{.config_toml = toml});

@@ -46,8 +46,6 @@ struct fixture {
             "pool_mode = \"transaction\"\n" +
             pool;
         // ctest runs this file on both engines: the data plane (default) and Asio.
-        if (const char* e = std::getenv("SHARDGATE_TEST_RELAY_ENGINE"))
-            toml += std::string("relay_engine = \"") + e + "\"\n";
         toml += "[databases.app]\nport = " + std::to_string(pg().port()) +
                 "\nserver_tls = \"disable\"\n[users.alice]\npassword = \"secret\"\n";
         sg = std::make_unique<shardgate_process>(shardgate_options{.config_toml = toml});

@@ -137,7 +137,7 @@ struct config {
     std::string listen_addr = "127.0.0.1";
     std::uint16_t listen_port = 6432;
     unsigned workers = 0;  // 0: one per core
-    // Data-plane threads for relay_engine = "epoll". 0: one per core minus one (at least one),
+    // Data-plane threads. 0: one per core minus one (at least one),
     // which leaves a core to logins, TLS and the control plane. Every plane sleeps and wakes on
     // its own, so a plane more than the traffic needs costs wake-ups (CPU) per query.
     unsigned data_planes = 0;
@@ -156,9 +156,9 @@ struct config {
     std::string http_listen_addr = "127.0.0.1";
     std::uint16_t http_port = 0;
     std::string log_level = "info";
-    // "epoll" (default): plain-TCP sessions relay on data-plane threads over a level-triggered
-    // epoll set (data_plane.hpp); "asio": each session's two pumps run on its worker's
-    // io_context, as TLS sessions always do.
+    // "epoll" (default, and the only engine): sessions, plain and TLS, relay on data-plane
+    // threads over a level-triggered epoll set (data_plane.hpp). "asio" is still accepted,
+    // with a warning at start: the per-session Asio relays were retired.
     std::string relay_engine = "epoll";
     std::string tls_cert_file;
     std::string tls_key_file;

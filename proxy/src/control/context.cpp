@@ -3,23 +3,10 @@
 
 namespace shardgate::proxy {
 
-void proxy_context::watch_idle(const void* session, std::function<void()> closer) {
-    std::lock_guard lock(idle_mu_);
-    idle_closers_[session] = std::move(closer);
-}
-
-void proxy_context::unwatch_idle(const void* session) {
-    std::lock_guard lock(idle_mu_);
-    idle_closers_.erase(session);
-}
-
 void proxy_context::close_idle_clients() {
     closing_idle.store(true);
     for (auto& p : planes)
         p->close_idle();
-    std::lock_guard lock(idle_mu_);
-    for (auto& [s, closer] : idle_closers_)
-        closer();  // posts to the session's worker
 }
 
 void proxy_context::init_tls() {

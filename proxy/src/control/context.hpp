@@ -45,17 +45,15 @@ struct proxy_context {
     // /health/ready: true once the listener accepts, false from the first SIGTERM/SIGINT
     // (shutdown_ready_delay_ms before `stopping`), so load balancers stop sending clients.
     std::atomic<bool> ready{false};
-    // Data-plane threads (relay_engine = "epoll"); empty otherwise.
+    // Data-plane threads: every session relays in one.
     std::vector<std::unique_ptr<data_plane>> planes;
     std::atomic<std::size_t> next_plane{0};
     data_plane& next_data_plane() {  // round-robin; planes must not be empty
         return *planes[next_plane.fetch_add(1, std::memory_order_relaxed) % planes.size()];
     }
-    // SIGINT: clients leave between transactions. Sessions in a relay register a closer (it
-    // posts to their worker); the data planes close their own links.
+    // SIGINT: clients leave between transactions. The data planes close their own links; a
+    // session still logging in looks at closing_idle before it enters one.
     std::atomic<bool> closing_idle{false};
-    void watch_idle(const void* session, std::function<void()> closer);
-    void unwatch_idle(const void* session);
     void close_idle_clients();
     class pool_registry* pools = nullptr;  // owned by proxy_server
     std::function<std::string()> reload;   // set by proxy_server; "" = ok, else the error
@@ -65,8 +63,6 @@ struct proxy_context {
 
   private:
     mutable std::mutex cfg_mu_;
-    std::mutex idle_mu_;
-    std::unordered_map<const void*, std::function<void()>> idle_closers_;
     std::shared_ptr<const config> live_cfg_;
 };
 

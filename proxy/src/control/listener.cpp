@@ -14,10 +14,12 @@ proxy_server::proxy_server(std::shared_ptr<const config> cfg, std::string config
     ctx_.client_memory = std::make_unique<byte_budget>(ctx_.cfg->max_client_memory);
     ctx_.init_tls();
     const unsigned n = std::max(1U, ctx_.cfg->workers);
-    if (ctx_.cfg->relay_engine == "epoll") {
-        for (unsigned i = 0; i < std::max(1U, ctx_.cfg->data_planes); ++i)
-            ctx_.planes.push_back(std::make_unique<data_plane>());
-    }
+    if (ctx_.cfg->relay_engine == "asio")
+        spdlog::warn(
+            "relay_engine = \"asio\" is retired: every session relays in the epoll data plane "
+            "(TLS included); remove the setting");
+    for (unsigned i = 0; i < std::max(1U, ctx_.cfg->data_planes); ++i)
+        ctx_.planes.push_back(std::make_unique<data_plane>());
     pools_ = std::make_unique<pool_registry>(ctx_.cfg, ctx_.server_tls, main_io_.get_executor());
     ctx_.pools = pools_.get();
     ctx_.reload = [this] { return reload(); };

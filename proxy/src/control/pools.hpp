@@ -37,13 +37,12 @@ struct pool_entry {
     [[nodiscard]] std::optional<scram_keys> keys() const;
 
     // Transaction pooling: what a login with these startup parameters was greeted with
-    // (the server's ParameterStatus after applying them) and whether its connections use TLS.
+    // (the server's ParameterStatus after applying them).
     // Later logins with the same parameters are greeted from here without a server
     // connection: a burst of logins must not open one connection per client (PgBouncer keeps
     // one welcome message per pool). Entries are kept for greeting_ttl.
     struct greeting {
         std::vector<std::pair<std::string, std::string>> params;
-        bool server_tls = false;
         pool::steady::time_point expires;
     };
     static constexpr std::chrono::seconds greeting_ttl{60};

@@ -1,7 +1,6 @@
-// Query loop of a session-mode client: two pumps move bytes between the client and its server
-// connection. Each pump reads what is available, scans message headers (decoding only the few
-// messages the session must understand) and writes the whole chunk on: one read and one write
-// per batch, no per-message copies.
+// A logged-in session goes to a data plane (session mode: a relay_link, data_plane.cpp;
+// transaction pooling: relay_txn.cpp) and comes back to its worker when it ends: finish_relay
+// decides what the client hears and what becomes of the server connection.
 #include <spdlog/spdlog.h>
 
 #include "control/session.hpp"
@@ -12,34 +11,6 @@
 
 namespace shardgate::proxy {
 namespace pr = shardgate::protocol;
-namespace {}  // namespace
-
-bool client_session::session_idle() const {
-    return !pumps_stopping_ && !core_.tracker().terminated() && core_.tracker().server_idle() &&
-           core_.tracker().txn_status() == 'I' && core_.server_at_boundary() &&
-           core_.client_at_boundary();
-}
-
-void client_session::close_if_idle() {
-    // SIGINT reached this session (on its worker). The data plane handles its own links.
-    switch (relay_kind_) {
-        case relay_kind::asio_session:
-            if (session_idle()) {
-                end_ = link_end::admin_shutdown;
-                stop_pumps();
-            }
-            break;
-        case relay_kind::asio_transaction:
-            if (!conn_ && !pumps_stopping_ && !core_.tracker().terminated()) {
-                end_ = link_end::admin_shutdown;
-                stop_client_pump();
-            }
-            break;
-        case relay_kind::none:
-        case relay_kind::plane:
-            break;
-    }
-}
 
 awaitable<void> client_session::relay() {
     // Not a coroutine: it picks the relay and returns its awaitable, so an idle client keeps
@@ -49,138 +20,9 @@ awaitable<void> client_session::relay() {
         end_ = link_end::admin_shutdown;
         return finish_relay();
     }
-    ctx_.watch_idle(this, [w = weak_from_this(), ex = client_.socket().get_executor()] {
-        asio::post(ex, [w] {
-            if (auto s = w.lock()) s->close_if_idle();
-        });
-    });
-    // Transaction pooling: in the data plane or the Asio loop (relay_txn.cpp).
+    // SIGINT reaches the sessions in the planes through the planes (data_plane::close_idle).
     if (pool_->cfg.mode == pool_mode::transaction) return relay_transaction_mode();
-    if (!ctx_.planes.empty()) {
-        relay_kind_ = relay_kind::plane;
-        return relay_in_data_plane();
-    }
-    relay_kind_ = relay_kind::asio_session;
-    return relay_session_asio();
-}
-
-awaitable<void> client_session::relay_session_asio() {
-    auto self = shared_from_this();
-    auto ex = client_.socket().get_executor();
-    // Both pumps run on this session's thread. Whichever ends first stops the other: the
-    // client pump by closing the client socket, the server pump by cancelling the server's
-    // pending read (the server connection itself stays open for the pool). The session stays
-    // alive until both have returned.
-    asio::steady_timer both_done(ex, asio::steady_timer::time_point::max());
-    int running = 2;
-    auto on_done = [&running, &both_done](const std::exception_ptr&) {
-        if (--running == 0) both_done.cancel();
-    };
-    asio::co_spawn(ex, pump_client_to_server(self), on_done);
-    asio::co_spawn(ex, pump_server_to_client(self), on_done);
-    error_code ec;
-    co_await both_done.async_wait(ec_token(ec));
-    co_await finish_relay();
-}
-
-void client_session::stop_pumps() {
-    pumps_stopping_ = true;
-    error_code ignored;
-    client_.socket().cancel(ignored);
-    server().socket().cancel(ignored);
-}
-
-awaitable<void> client_session::pump_client_to_server(
-    std::shared_ptr<client_session> /*self: keeps the session alive*/) {
-    // Messages are only counted (exchange_tracker) and forwarded, except Terminate: the
-    // server connection outlives this client, so Terminate ends the client's half here. Like
-    // Postgres, the server still answers what came before it; the server pump then ends.
-    pr::message_scanner scanner(pr::exchange_tracker::client_types(), cfg_->max_message_size, 0);
-    error_code ec;
-    while (!pumps_stopping_) {
-        auto chunk = co_await client_.async_read_chunk(ec);
-        if (ec || pumps_stopping_) {
-            if (!pumps_stopping_) end_ = link_end::client_closed;
-            break;
-        }
-        // After Terminate the client is only watched for its close (which cancels work still
-        // running for it); what it sends is dropped, as Postgres reads nothing more.
-        if (core_.tracker().terminated()) continue;
-        std::size_t forward = chunk.size();
-        const auto err = scanner.feed(chunk, [&](char t, std::span<const std::byte> body, bool) {
-            if (core_.tracker().terminated()) return;
-            core_.tracker().on_client(t);
-            if (t != 'X') return;
-            const auto* p = body.data();
-            if (p != nullptr && p >= chunk.data() + 5 && p <= chunk.data() + chunk.size())
-                forward = static_cast<std::size_t>(p - chunk.data()) - 5;
-            else
-                forward = 0, core_.tracker().mark_dirty();
-        });
-        if (err != pr::frame_error::none && !core_.tracker().terminated()) {
-            end_ = link_end::client_protocol_error;
-            client_error_ = err;
-            break;
-        }
-        core_.set_client_at_boundary(scanner.at_boundary());
-        if (forward > 0) {
-            co_await server().async_write_all(chunk.first(forward), ec);
-            if (ec) {
-                if (pumps_stopping_)
-                    core_.tracker().mark_dirty();  // cut mid-write: the server has part of it
-                else
-                    end_ = link_end::server_write_failed;
-                break;
-            }
-        }
-        if (terminated_and_answered()) {
-            end_ = link_end::client_closed;
-            break;
-        }
-        // Otherwise the server pump ends the relay once the answers still owed are out.
-    }
-    stop_pumps();
-}
-
-awaitable<void> client_session::pump_server_to_client(
-    std::shared_ptr<client_session> /*self: keeps the session alive*/) {
-    pr::message_scanner scanner(pr::type_set{'Z', 'E'}, pr::postgres_max_message_length, 4096);
-    error_code ec;
-    while (!pumps_stopping_) {
-        const auto chunk = co_await server().async_read_chunk(ec);
-        if (ec || pumps_stopping_) {
-            if (!pumps_stopping_) end_ = link_end::server_closed;
-            break;
-        }
-        const auto err = scanner.feed(chunk, [&](char type, std::span<const std::byte> body, bool) {
-            if (type == 'Z') {
-                core_.tracker().on_ready(body.empty() ? 'I' : static_cast<char>(body[0]));
-            } else if (type == 'E') {
-                auto e = pr::be::decode_error_response(body);
-                if (e && (e->severity() == "FATAL" || e->severity() == "PANIC"))
-                    core_.tracker().on_fatal();
-            }
-        });
-        if (err != pr::frame_error::none) {
-            end_ = link_end::server_protocol_error;
-            break;
-        }
-        co_await client_.async_write_all(chunk, ec);
-        core_.set_server_at_boundary(scanner.at_boundary());
-        if (ec) {
-            end_ = link_end::client_write_failed;
-            break;
-        }
-        if (ctx_.closing_idle.load(std::memory_order_relaxed) && session_idle()) {
-            end_ = link_end::admin_shutdown;
-            break;
-        }
-        if (terminated_and_answered()) {
-            end_ = link_end::client_closed;
-            break;
-        }
-    }
-    stop_pumps();
+    return relay_in_data_plane();
 }
 
 awaitable<void> client_session::finish_relay() {

@@ -163,7 +163,6 @@ void client_session::on_server_attached() {
         ctx_.cancels.set_target(key_, cancel_target{db_->host, db_->port, conn_->key});
     }
     core_.attach(*conn_);
-    ++attach_generation_;
 }
 
 std::unique_ptr<server_conn> client_session::take_server() {

@@ -33,13 +33,11 @@ client_session::client_session(proxy_context& ctx, tcp::socket sock)
       client_(std::move(sock)),
       login_deadline_(client_.socket().get_executor()),
       core_(ctx.prepared, cfg_->max_prepared_statements, ctx.client_memory.get()),
-      server_pump_done_(client_.socket().get_executor()),
-      client_drained_(client_.socket().get_executor()) {
+      server_pump_done_(client_.socket().get_executor()) {
     ctx_.clients.fetch_add(1, std::memory_order_relaxed);
 }
 
 client_session::~client_session() {
-    ctx_.unwatch_idle(this);
     if (conn_) pool::give_back(std::move(conn_), pool::conn_state::poisoned);  // not released
     if (pool_) pool_->clients.fetch_sub(1, std::memory_order_relaxed);
     if (key_issued_) ctx_.cancels.release(key_);
@@ -136,7 +134,6 @@ awaitable<bool> client_session::login_to_server() {
         const auto cached = pool_->cached_greeting(
             pool::startup_key(core_.settings().startup_params), pool::steady::now());
         if (cached) {
-            server_tls_ = cached->server_tls;
             key_ = ctx_.cancels.issue();
             key_issued_ = true;
             // Where cancels go; the backend key comes with each transaction's connection.
@@ -189,14 +186,13 @@ awaitable<bool> client_session::login_to_server() {
     }
     conn_ = std::move(res.conn);
     if (!co_await apply_startup_params()) co_return false;
-    server_tls_ = server().is_tls();
     key_ = ctx_.cancels.issue();
     key_issued_ = true;
     ctx_.cancels.set_target(key_, cancel_target{db_->host, db_->port, conn_->key});
     if (txn) {
         pool_->remember_greeting(
             pool::startup_key(core_.settings().startup_params),
-            {conn_->params, server_tls_, pool::steady::now() + pool_entry::greeting_ttl});
+            {conn_->params, pool::steady::now() + pool_entry::greeting_ttl});
     }
     // The parameters are the connection's, after the client's settings were applied.
     co_return co_await send_greeting(conn_->params);

@@ -100,14 +100,10 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
     awaitable<bool> apply_startup_params();
     std::uint8_t conn_lost_retries_ = 0;
     // relay.cpp
-    awaitable<void> relay();  // picks one of these:
-    awaitable<void> relay_session_asio();
+    awaitable<void> relay();  // session mode: relay_in_data_plane; else transaction mode
     awaitable<void> relay_in_data_plane();
-    awaitable<void> pump_client_to_server(std::shared_ptr<client_session> self);
-    awaitable<void> pump_server_to_client(std::shared_ptr<client_session> self);
-    void stop_pumps();
-    // relay_txn.cpp: transaction pooling. The message handling is synchronous and shared by
-    // the Asio loop below and the data plane (plane_txn.cpp).
+    // relay_txn.cpp: transaction pooling. The message handling is synchronous, driven by the
+    // data plane (plane_txn.cpp).
     // The core (core/txn_core.hpp), with what its actions mean for this session: end_ and
     // client_error_ when it closes, the log when it pins.
     txn_action txn_resume(const txn_event& e);
@@ -131,11 +127,9 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
     std::optional<std::string> on_ready(char status, bool lsn_tail,
                                         std::string_view tail_value) override;
     void forget_prepared() override { split_->prepared.clear(); }
-    awaitable<void> relay_transaction_mode();  // picks one of these:
-    awaitable<void> relay_transaction_mode_asio();
+    awaitable<void> relay_transaction_mode();
     awaitable<void> relay_transaction_mode_in_plane();
     awaitable<void> finish_transaction_mode();
-    awaitable<void> pump_server_txn(std::shared_ptr<client_session> self, std::uint64_t generation);
     // `since`: when the client started waiting for it (a data plane may have queued it).
     awaitable<bool> attach_server(
         std::optional<std::chrono::steady_clock::time_point> since = std::nullopt);
@@ -154,8 +148,6 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
     void on_server_attached();
     std::unique_ptr<server_conn> take_server();
     void detach_server();
-    void stop_client_pump();
-    awaitable<void> flush_client(error_code& ec);
     awaitable<void> finish_relay();
     awaitable<void> release_server(backend_disposition d);
     awaitable<void> report_server_lost();
@@ -169,16 +161,6 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
         client_error_ = protocol::frame_error::too_large;
     }
     awaitable<void> send_admin_shutdown();
-    // SIGINT: this session leaves now if no transaction is in flight (else when it ends).
-    void close_if_idle();
-    [[nodiscard]] bool session_idle() const;  // session mode on Asio: nothing in flight
-    // Session mode on Asio: the client said Terminate and the server owes it nothing more.
-    [[nodiscard]] bool terminated_and_answered() const {
-        return core_.tracker().terminated() && core_.tracker().server_idle() &&
-               core_.server_at_boundary();
-    }
-    enum class relay_kind : std::uint8_t { none, asio_session, asio_transaction, plane };
-    relay_kind relay_kind_ = relay_kind::none;
 
     // Sends an error (FATAL ones close the session after sending).
     awaitable<void> send_error(const protocol::error_fields& e);
@@ -211,18 +193,8 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
     txn_core core_;
     bool pumps_stopping_ = false;
     bool fatal_sent_ = false;
-    bool server_tls_ = false;  // the pool's server connections use TLS (not for the data plane)
-    bool server_pump_running_ = false;
     std::unique_ptr<split_session> split_;  // read/write splitting; null when not splitting
-    std::uint64_t attach_generation_ = 0;
     asio::steady_timer server_pump_done_;
-    protocol::write_buffer client_sending_;  // being written (client_out() is queued)
-    bool client_writing_ = false;
-    // The Asio transaction loop stops reading the server while this much waits for the client.
-    static constexpr std::size_t client_out_limit = 256 * 1024;
-    // ... and stops reading the client while this many replies are owed to it.
-    static constexpr std::size_t max_owed_replies = 16 * 1024;
-    asio::steady_timer client_drained_;  // cancelled when a flush_client ends
     // In the data plane the client socket belongs to the plane: errors are queued in
     // the core's client_out() for it to send (flush_out, send_error).
     bool queue_client_output_ = false;

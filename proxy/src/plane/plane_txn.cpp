@@ -11,6 +11,7 @@
 #include <cerrno>
 
 #include "control/session.hpp"
+#include "shardgate/protocol/frontend.hpp"
 
 namespace shardgate::proxy {
 namespace {
@@ -18,6 +19,10 @@ namespace {
 constexpr std::size_t chunk_size = std::size_t{64} * 1024;
 // Read from a client queued for a connection, at most (then it is no longer read until served).
 constexpr std::size_t queued_input_limit = std::size_t{64} * 1024;
+// Replies a client may be owed before it is no longer read (each costs the statement channel
+// an entry; a client that pipelines Close messages behind a result it does not read would
+// otherwise grow it without end). Reading resumes below half of it.
+constexpr std::size_t max_owed_replies = std::size_t{16} * 1024;
 
 std::span<std::byte> scratch() {
     thread_local std::vector<std::byte> buf(chunk_size);
@@ -110,7 +115,7 @@ void txn_plane_link::refresh_interest() {
     // to a bound), so the queue costs no epoll_ctl and a client that leaves is seen.
     const bool read_client =
         (!acquiring_ || (queued_ && s_.core_.client_in().pending().size() < queued_input_limit)) &&
-        !server_unsent() && !client_unsent() && !end_after_flush_;
+        !server_unsent() && !client_unsent() && !end_after_flush_ && !owed_paused_;
     plane_.watch(client_, &client_handler_,
                  (read_client ? EPOLLIN : 0U) | (client_unsent() ? EPOLLOUT : 0U));
     if (server_)
@@ -132,11 +137,23 @@ void txn_plane_link::on_server_event(std::uint32_t events) {
         if (!flush_pending(false)) return;
     }
     if (server_ && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) read_server();
+    if (std::exchange(owed_resumed_, false) && !ended_) read_client();
+}
+
+void txn_plane_link::pause_for_owed() {
+    owed_paused_ = true;
+    // The server may hold extended-protocol replies back until a Sync or Flush the client has
+    // not sent yet: ask for them, or nothing would ever drain.
+    if (server_) {
+        protocol::fe::encode(s_.core_.to_server(), protocol::fe::flush{});
+        if (!send_to_server()) return;
+    }
+    refresh_interest();
 }
 
 void txn_plane_link::read_client() {
     if (ended_ || (acquiring_ && !queued_) || end_after_flush_ || server_unsent() ||
-        client_unsent())
+        client_unsent() || owed_paused_)
         return;
     auto buf = scratch();
     for (;;) {
@@ -164,6 +181,7 @@ void txn_plane_link::read_client() {
                 continue;
             }
             if (!process_client()) return;
+            if (s_.core_.owed_replies() >= max_owed_replies) return pause_for_owed();
             if (acquiring_ || server_unsent() || client_unsent()) return;
         }
         if (got < buf.size()) return;  // drained; level-triggered epoll reports more
@@ -328,6 +346,7 @@ bool txn_plane_link::flush_pending(bool to_client) {
     // The side that paused may go on (level-triggered epoll would say so too; saves a wake-up).
     if (to_client) {
         if (server_) read_server();
+        if (std::exchange(owed_resumed_, false) && !ended_) read_client();
         if (!ended_ && !server_ && !acquiring_) read_client();
     } else {
         read_client();
@@ -353,6 +372,11 @@ void txn_plane_link::read_server() {
         if (a.what == txn_action::kind::close && a.why == link_end::server_protocol_error)
             return end(link_end::server_protocol_error);
         if (!send_to_client()) return;
+        if (owed_paused_ && s_.core_.owed_replies() < max_owed_replies / 2) {
+            owed_paused_ = false;
+            owed_resumed_ = true;
+            refresh_interest();
+        }
         if (after_server_data(a)) return;
         if (client_unsent()) return;  // the client is slow: wait for it
         if (got < buf.size()) return;

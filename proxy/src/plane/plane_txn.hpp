@@ -170,6 +170,7 @@ class txn_plane_link final : public plane_resident,
     [[nodiscard]] bool client_unsent() const { return plane_unsent(client_tls_, client_pending_); }
     [[nodiscard]] bool server_unsent() const { return plane_unsent(server_tls(), server_pending_); }
     void read_buffered();
+    void pause_for_owed();
     bool send_to_server();  // false: the link ended
     bool send_to_client();
     bool flush_pending(bool to_client);
@@ -201,6 +202,10 @@ class txn_plane_link final : public plane_resident,
     bool hand_back_after_acquire_ = false;
     link_end end_why_ = link_end::client_closed;
     bool end_after_flush_ = false;  // a FATAL error is queued: close once it is out
+    // The client is owed max_owed_replies replies: it is not read until the server's answers
+    // bring that down (a client that pipelines and does not read stays bounded).
+    bool owed_paused_ = false;
+    bool owed_resumed_ = false;  // ... and now it may be read again (on_server_event)
 };
 
 }  // namespace shardgate::proxy

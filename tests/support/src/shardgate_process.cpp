@@ -86,7 +86,17 @@ shardgate_process::~shardgate_process() {
     }
 }
 
-void shardgate_process::write_config(const std::string& toml) {
+void shardgate_process::write_config(const std::string& toml_in) {
+    std::string toml = toml_in;
+    const std::string section = "[shardgate]\n";
+    const auto at = toml.find(section);
+    if (client_tls_run() && at != std::string::npos &&
+        toml.find("tls_cert_file") == std::string::npos) {
+        const auto& tls = dir_->tls();
+        toml.insert(at + section.size(), "tls_cert_file = \"" + tls.cert_file.string() +
+                                             "\"\ntls_key_file = \"" + tls.key_file.string() +
+                                             "\"\n");
+    }
     config_template_ = toml;
     if (http_port_ == 0 && has_http_placeholder(toml)) http_port_ = free_port_except(port_);
     write_file(config_file_, substitute_port(substitute_port(toml, port_placeholder, port_),

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "shardgate/testsupport/pg_shard.hpp"
+#include "shardgate/testsupport/work_dir.hpp"
 
 namespace shardgate::testsupport {
 
@@ -56,7 +57,11 @@ class pg_topology {
             return *this;
         }
         const topology_options& options() const { return options_; }
-        pg_topology build() const { return pg_topology(options_); }
+        pg_topology build() const {
+            auto o = options_;
+            if (client_tls_run()) o.tls = true;
+            return pg_topology(o);
+        }
 
       private:
         topology_options options_;

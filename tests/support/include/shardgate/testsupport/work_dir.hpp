@@ -1,13 +1,23 @@
 // A temporary directory for one test topology: Postgres data dirs, sockets, logs, certificates.
 #pragma once
 
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace shardgate::testsupport {
+
+// The client-TLS run of a suite (ctest's *_client_tls tests set SHARDGATE_TEST_CLIENT_TLS=1
+// and PGSSLMODE=require): every topology's Postgres accepts TLS and every shardgate gets the
+// test certificate, so the suite's libpq clients speak TLS over TCP (Unix sockets stay plain).
+inline bool client_tls_run() {
+    const char* e = std::getenv("SHARDGATE_TEST_CLIENT_TLS");
+    return e != nullptr && std::string_view(e) == "1";
+}
 
 // A self-signed test CA and a server certificate for CN=localhost, SAN DNS:localhost and
 // IP:127.0.0.1, so clients can use sslmode=verify-full with either host name.
