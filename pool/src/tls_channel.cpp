@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <openssl/bio.h>
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -15,7 +16,24 @@ namespace shardgate::pool {
 namespace {
 
 // An output buffer that once held a large reply is not kept for an idle session.
-constexpr std::size_t keep_capacity = std::size_t{128} * 1024;
+constexpr std::size_t keep_capacity = std::size_t{16} * 1024;
+// Nor a memory BIO that once held much: a BIO keeps its largest allocation, so an empty one
+// above this is replaced by a new one (an idle TLS client keeps a few KiB, not a result).
+constexpr std::size_t keep_bio = std::size_t{16} * 1024;
+
+// The allocation of a memory BIO.
+std::size_t bio_capacity(BIO* b) {
+    BUF_MEM* m = nullptr;
+    BIO_get_mem_ptr(b, &m);
+    return m == nullptr ? 0 : m->max;
+}
+
+BIO* new_mem_bio() {
+    BIO* b = BIO_new(BIO_s_mem());
+    // An empty BIO means "no data yet", not end of stream.
+    if (b != nullptr) BIO_set_mem_eof_return(b, -1);
+    return b;
+}
 
 bool is_ip_address(const std::string& host) {
     std::array<unsigned char, 16> buf{};
@@ -27,17 +45,14 @@ bool is_ip_address(const std::string& host) {
 
 tls_channel::tls_channel(ssl_ctx_st* ctx, side s) : ssl_(SSL_new(ctx)) {
     if (ssl_ == nullptr) throw std::runtime_error("TLS: cannot create a session");
-    in_ = BIO_new(BIO_s_mem());
-    out_bio_ = BIO_new(BIO_s_mem());
+    in_ = new_mem_bio();
+    out_bio_ = new_mem_bio();
     if (in_ == nullptr || out_bio_ == nullptr) {
         BIO_free(in_);
         BIO_free(out_bio_);
         SSL_free(ssl_);
         throw std::runtime_error("TLS: cannot create buffers");
     }
-    // An empty BIO means "no data yet", not end of stream.
-    BIO_set_mem_eof_return(in_, -1);
-    BIO_set_mem_eof_return(out_bio_, -1);
     SSL_set_bio(ssl_, in_, out_bio_);
     SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
     if (s == side::accept)
@@ -97,6 +112,12 @@ tls_channel::read_result tls_channel::read(std::span<std::byte> out) {
     // Reading may produce output: a KeyUpdate answer, session tickets, an alert.
     drain();
     readable_ = res.st != status::want_input;
+    if (BIO_ctrl_pending(in_) == 0 && bio_capacity(in_) > keep_bio) {
+        if (BIO* fresh = new_mem_bio()) {
+            SSL_set0_rbio(ssl_, fresh);  // frees the old one
+            in_ = fresh;
+        }
+    }
     return res;
 }
 
@@ -122,6 +143,10 @@ void tls_channel::shutdown() {
     drain();
 }
 
+std::size_t tls_channel::retained() const {
+    return out_.capacity() + bio_capacity(in_) + bio_capacity(out_bio_);
+}
+
 void tls_channel::consume(std::size_t n) {
     out_at_ = std::min(out_.size(), out_at_ + n);
     if (out_at_ < out_.size()) return;
@@ -143,6 +168,12 @@ void tls_channel::drain() {
         const int r = BIO_read(out_bio_, out_.data() + old, static_cast<int>(pending));
         out_.resize(old + static_cast<std::size_t>(std::max(r, 0)));
         if (r <= 0) return;
+        if (BIO_ctrl_pending(out_bio_) == 0 && bio_capacity(out_bio_) > keep_bio) {
+            if (BIO* fresh = new_mem_bio()) {
+                SSL_set0_wbio(ssl_, fresh);  // frees the old one
+                out_bio_ = fresh;
+            }
+        }
     }
 }
 

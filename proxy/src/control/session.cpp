@@ -190,9 +190,8 @@ awaitable<bool> client_session::login_to_server() {
     key_issued_ = true;
     ctx_.cancels.set_target(key_, cancel_target{db_->host, db_->port, conn_->key});
     if (txn) {
-        pool_->remember_greeting(
-            pool::startup_key(core_.settings().startup_params),
-            {conn_->params, pool::steady::now() + pool_entry::greeting_ttl});
+        pool_->remember_greeting(pool::startup_key(core_.settings().startup_params),
+                                 {conn_->params, pool::steady::now() + pool_entry::greeting_ttl});
     }
     // The parameters are the connection's, after the client's settings were applied.
     co_return co_await send_greeting(conn_->params);

@@ -188,10 +188,9 @@ class client_session : public std::enable_shared_from_this<client_session>, priv
     bool key_issued_ = false;
     std::shared_ptr<cancel_registry::slot> cancel_slot_;  // transaction pooling's fast path
 
-    // The protocol state (exchange tracker, statements, settings, buffers): shared by the two
-    // pumps (one thread: no locking) and by the data plane while it relays.
+    // The protocol state (exchange tracker, statements, settings, buffers): the data plane's
+    // while it relays, this worker's before and after.
     txn_core core_;
-    bool pumps_stopping_ = false;
     bool fatal_sent_ = false;
     std::unique_ptr<split_session> split_;  // read/write splitting; null when not splitting
     asio::steady_timer server_pump_done_;

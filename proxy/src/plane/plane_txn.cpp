@@ -38,10 +38,6 @@ txn_plane_link::txn_plane_link(std::shared_ptr<client_session> s, data_plane& pl
     client_.fd = client_fd;
 }
 
-pool::tls_channel* txn_plane_link::server_tls() const {
-    return s_.conn_ ? s_.conn_->stream.tls() : nullptr;
-}
-
 txn_plane_link::~txn_plane_link() = default;
 
 void txn_plane_link::start() {
@@ -232,6 +228,7 @@ bool txn_plane_link::attach_parked() {
     server_ = std::move(srv);
     server_->user = this;
     s_.conn_ = std::move(server_->conn);
+    server_->tls = s_.conn_->stream.tls();
     s_.on_server_attached();
     return true;
 }
@@ -254,6 +251,7 @@ void txn_plane_link::take_over(std::shared_ptr<plane_server> srv) {
     server_ = std::move(srv);
     server_->user = this;
     s_.conn_ = std::move(server_->conn);
+    server_->tls = s_.conn_->stream.tls();
     s_.on_server_attached();
     process_client();
     read_buffered();
@@ -275,6 +273,7 @@ void txn_plane_link::acquired(pool::server_pool* pool, bool ok, tcp proto, int f
         server_ =
             std::make_shared<plane_server>(plane_, s_.conn_pool().shared_from_this(), proto, fd);
         server_->user = this;
+        server_->tls = s_.conn_ ? s_.conn_->stream.tls() : nullptr;
         s_.plane_server_fd_ = -1;
     }
     if (!ok) {
@@ -491,7 +490,6 @@ awaitable<void> client_session::relay_transaction_mode_in_plane() {
         if (end_ != link_end::client_closed && end_ != link_end::client_write_failed)
             co_await client_.async_write_all(rest, ec);
     }
-    pumps_stopping_ = true;
     co_await finish_transaction_mode();
 }
 

@@ -43,6 +43,7 @@ class plane_server final : public plane_handler {
     tcp protocol;
     plane_fd reg;
     std::unique_ptr<pool::server_conn> conn;  // while parked; its client holds it otherwise
+    pool::tls_channel* tls = nullptr;         // the connection's TLS session (null: plain)
     txn_plane_link* user = nullptr;           // the client whose transaction runs on it
     std::chrono::steady_clock::time_point parked_at{};
     bool gone = false;  // left the plane: events still in the batch are stale
@@ -165,7 +166,7 @@ class txn_plane_link final : public plane_resident,
     bool attach_parked();
     void detach();
     // The attached server connection's TLS session (null: plain TCP or none attached).
-    [[nodiscard]] pool::tls_channel* server_tls() const;
+    [[nodiscard]] pool::tls_channel* server_tls() const { return server_ ? server_->tls : nullptr; }
     // Something for that end the socket has not taken (plain rest or TLS ciphertext).
     [[nodiscard]] bool client_unsent() const { return plane_unsent(client_tls_, client_pending_); }
     [[nodiscard]] bool server_unsent() const { return plane_unsent(server_tls(), server_pending_); }

@@ -70,6 +70,9 @@ class tls_channel {
     void consume(std::size_t n);
 
     [[nodiscard]] const std::string& error() const { return error_; }
+    // Bytes the channel's own buffers hold allocated (not OpenSSL's session state): an idle
+    // channel keeps little whatever it carried.
+    [[nodiscard]] std::size_t retained() const;
 
   private:
     void drain();  // the write BIO into out_
