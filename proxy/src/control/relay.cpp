@@ -149,6 +149,9 @@ awaitable<void> client_session::relay_in_data_plane() {
     client_.socket().assign(client_proto, link->client_fd, ec);
     server().socket().assign(server_proto, link->server_fd, ec);
     core_.tracker() = link->tracker;
+    // Bytes for the server the link could not send (a slow server when the client left): the
+    // server may hold part of a message, so the connection cannot be used again.
+    if (link->unsent(false)) core_.tracker().mark_dirty();
     core_.set_server_at_boundary(link->server_at_boundary);
     core_.set_client_at_boundary(link->client_scanner.at_boundary());
     end_ = link->reason;

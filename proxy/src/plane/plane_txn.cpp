@@ -415,6 +415,8 @@ void txn_plane_link::end(link_end why) {
 
 void txn_plane_link::hand_back() {
     s_.end_ = end_why_;
+    // Bytes for the server not sent yet: it may hold part of a message (poisoned).
+    if (server_unsent()) s_.core_.tracker().mark_dirty();
     if (server_) {
         // The session settles the connection on its worker (finish_relay).
         plane_.watch(server_->reg, server_.get(), 0);
