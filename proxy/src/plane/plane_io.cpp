@@ -15,7 +15,9 @@ std::span<std::byte> cipher_scratch() {
     return buf;
 }
 
-bool flush_tls(int fd, pool::tls_channel& tls) {
+}  // namespace
+
+bool plane_flush_tls(int fd, pool::tls_channel& tls) {
     if (!tls.has_output()) return true;
     const auto sent = plane_send_some(fd, tls.output());
     if (sent < 0) return false;
@@ -23,7 +25,7 @@ bool flush_tls(int fd, pool::tls_channel& tls) {
     return true;
 }
 
-ssize_t recv_tls(int fd, pool::tls_channel& tls, std::span<std::byte> buf) {
+ssize_t plane_recv_tls(int fd, pool::tls_channel& tls, std::span<std::byte> buf) {
     std::size_t n = 0;
     bool drained = false;  // a read from the socket came back short: nothing more there now
     for (;;) {
@@ -32,7 +34,7 @@ ssize_t recv_tls(int fd, pool::tls_channel& tls, std::span<std::byte> buf) {
             n += r.n;
             // A read may answer the peer (a KeyUpdate, an alert): sent now or with the next
             // write.
-            if (tls.has_output() && !flush_tls(fd, tls) && n == 0) return -1;
+            if (tls.has_output() && !plane_flush_tls(fd, tls) && n == 0) return -1;
             if (r.st == pool::tls_channel::status::failed) {
                 if (n > 0) return static_cast<ssize_t>(n);  // the failure shows on the next call
                 errno = ECONNRESET;
@@ -58,18 +60,8 @@ ssize_t recv_tls(int fd, pool::tls_channel& tls, std::span<std::byte> buf) {
     }
 }
 
-}  // namespace
-
-ssize_t plane_recv_tls(int fd, pool::tls_channel& tls, std::span<std::byte> buf) {
-    return recv_tls(fd, tls, buf);
-}
-
 bool plane_send_tls(int fd, pool::tls_channel& tls, std::span<const std::byte> b) {
-    return tls.write(b) && flush_tls(fd, tls);
-}
-
-bool plane_flush_tls(int fd, pool::tls_channel& tls) {
-    return flush_tls(fd, tls);
+    return tls.write(b) && plane_flush_tls(fd, tls);
 }
 
 }  // namespace shardgate::proxy
